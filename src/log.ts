@@ -1,0 +1,169 @@
+/**
+ * Logging: a consola instance whose lines go to stderr or, with --log-file, only to that file, written
+ * synchronously so nothing is lost when the process exits; and rate-limited channels for per-packet paths.
+ */
+import { closeSync, openSync, writeSync } from "node:fs";
+import { format } from "node:util";
+import { createConsola, LogLevels, type ConsolaReporter, type LogObject } from "consola/core";
+import { CliError } from "./cli/errors.ts";
+import { VERSION_TEXT } from "./cli/version.ts";
+
+/** How much is printed: errors only, also warnings, also information (default), also debugging, also packets. */
+export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
+
+/** The part of the configuration that logging needs. */
+export interface LogSettings {
+  readonly logLevel: LogLevel;
+  readonly logFile?: string;
+}
+
+/** A monotonic clock in milliseconds; injectable so tests need not sleep. */
+export type Clock = () => number;
+
+const STDERR = 2;
+
+const monotonicMs: Clock = () => performance.now();
+
+let clock: Clock = monotonicMs;
+let logFd: number | undefined;
+
+/** Writes all of text to fd synchronously; failures are dropped, as there is nowhere left to report them. */
+export function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  try {
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+  } catch {
+    // EPIPE, EAGAIN or a full disk must not take the process down for the sake of a log line.
+  }
+}
+
+// Seconds since the process started, as pasta stamps its lines.
+function stamped(logObj: LogObject): string {
+  return `${(clock() / 1000).toFixed(4)}: ${format(...logObj.args)}\n`;
+}
+
+const stderrReporter: ConsolaReporter = {
+  log(logObj) {
+    writeAll(STDERR, log.level >= LogLevels.debug ? stamped(logObj) : `${format(...logObj.args)}\n`);
+  },
+};
+
+const fileReporter: ConsolaReporter = {
+  log(logObj) {
+    if (logFd !== undefined) writeAll(logFd, stamped(logObj));
+  },
+};
+
+/** The process-wide logger: log.error/warn/info/debug/trace(format, ...args). */
+export const log = createConsola({
+  level: LogLevels.info,
+  reporters: [stderrReporter],
+  // consola would otherwise hold back repeated lines behind a timer; RateLimitedLog does that job here.
+  throttle: Number.NEGATIVE_INFINITY,
+});
+
+/** Whether messages of a level are printed: lets hot paths skip building a message nobody will see. */
+export function logEnabled(level: LogLevel): boolean {
+  return LogLevels[level] <= log.level;
+}
+
+/**
+ * Applies the log level and destination. With a log file: truncate it, write the header line
+ * "orzo VERSION: EXE (PID)", and from then on write nothing to stderr. Throws CliError if the file cannot be
+ * opened. Can be called again; a previous log file is closed.
+ */
+export function setupLogging(settings: LogSettings, now: Clock = monotonicMs): void {
+  clock = now;
+  if (logFd !== undefined) {
+    closeSync(logFd);
+    logFd = undefined;
+  }
+  if (settings.logFile !== undefined) {
+    try {
+      logFd = openSync(settings.logFile, "w", 0o600);
+    } catch (e) {
+      throw new CliError(`cannot open log file: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    writeAll(logFd, `${VERSION_TEXT}: ${process.execPath} (${process.pid})\n`);
+  }
+  log.setReporters([logFd === undefined ? stderrReporter : fileReporter]);
+  log.level = LogLevels[settings.logLevel];
+}
+
+type Print = (...args: unknown[]) => void;
+
+/**
+ * A log channel that prints at most one message per interval and counts the rest, reporting the count with the
+ * next message it prints. A suppressed call costs a level check, a clock read and an increment.
+ */
+export class RateLimitedLog {
+  readonly #now: Clock;
+  #last = Number.NEGATIVE_INFINITY;
+  #suppressed = 0;
+
+  /** intervalMs: the least time between two printed messages; now: the clock, for tests. */
+  constructor(
+    readonly intervalMs: number,
+    now: Clock = monotonicMs,
+  ) {
+    this.#now = now;
+  }
+
+  /** Logs an error, unless one was printed through this channel less than an interval ago. */
+  error(...args: unknown[]): void {
+    this.#emit(LogLevels.error, log.error, args);
+  }
+
+  /** Logs a warning, unless a message was printed through this channel less than an interval ago. */
+  warn(...args: unknown[]): void {
+    this.#emit(LogLevels.warn, log.warn, args);
+  }
+
+  /** Logs information, unless a message was printed through this channel less than an interval ago. */
+  info(...args: unknown[]): void {
+    this.#emit(LogLevels.info, log.info, args);
+  }
+
+  /** Logs a debugging message, unless a message was printed through this channel less than an interval ago. */
+  debug(...args: unknown[]): void {
+    this.#emit(LogLevels.debug, log.debug, args);
+  }
+
+  /** Logs a trace message, unless a message was printed through this channel less than an interval ago. */
+  trace(...args: unknown[]): void {
+    this.#emit(LogLevels.trace, log.trace, args);
+  }
+
+  #emit(level: number, print: Print, args: unknown[]): void {
+    // Messages below the log level would not be printed anyway: they neither print nor count.
+    if (level > log.level) return;
+    const now = this.#now();
+    if (now - this.#last < this.intervalMs) {
+      this.#suppressed++;
+      return;
+    }
+    this.#last = now;
+    if (this.#suppressed === 0) {
+      print(...args);
+      return;
+    }
+    // Formatted first, so a format string's placeholders cannot swallow the count.
+    print(`${format(...args)} (${this.#suppressed} similar messages suppressed)`);
+    this.#suppressed = 0;
+  }
+}
+
+const channels = new Map<string, RateLimitedLog>();
+
+/**
+ * The rate-limited channel for a key, created on first use; call sites sharing a key share the budget.
+ * Hoist the call out of per-packet code: `const badFrame = rateLimited("tap: bad frame");`.
+ */
+export function rateLimited(key: string, intervalMs = 1000, now: Clock = monotonicMs): RateLimitedLog {
+  let channel = channels.get(key);
+  if (channel === undefined) {
+    channel = new RateLimitedLog(intervalMs, now);
+    channels.set(key, channel);
+  }
+  return channel;
+}

@@ -1,0 +1,71 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, symlinkSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const binary = join(root, "dist", "orzo");
+
+/** The newest modification time among the sources the binary is built from. */
+function newestSource(dir = join(root, "src")): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    newest = Math.max(newest, st.isDirectory() ? newestSource(p) : st.mtimeMs);
+  }
+  return newest;
+}
+
+let dir = "";
+beforeAll(() => {
+  if (!existsSync(binary) || statSync(binary).mtimeMs < newestSource()) {
+    const b = Bun.spawnSync([process.execPath, "run", join(root, "build.ts")], { stdout: "pipe", stderr: "pipe" });
+    if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
+  }
+  // An empty directory and a PATH without bun: the binary must carry everything it needs.
+  dir = mkdtempSync(join(tmpdir(), "orzo-bin-"));
+  copyFileSync(binary, join(dir, "orzo"));
+  Bun.spawnSync(["chmod", "755", join(dir, "orzo")]);
+  symlinkSync(join(dir, "orzo"), join(dir, "pasta"));
+  symlinkSync(join(dir, "orzo"), join(dir, "passt"));
+  return () => rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+/** Runs a command from the temporary directory with a PATH that holds no bun. */
+function run(argv: string[]) {
+  const r = Bun.spawnSync(argv, { cwd: dir, env: { PATH: dir, HOME: dir }, stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+describe("the compiled executable", () => {
+  test("the directory the binary runs from, its whole PATH, holds no bun", () => {
+    expect(readdirSync(dir).sort()).toEqual(["orzo", "passt", "pasta"]);
+  });
+
+  test("--version, --help and pasta --help work from an empty directory", () => {
+    const v = run(["./orzo", "--version"]);
+    expect(v.code).toBe(0);
+    expect(v.out.trim()).toMatch(/^orzo \d+\.\d+\.\d+$/);
+    const h = run(["./orzo", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.out).toContain("pasta");
+    expect(h.out).toContain("passt");
+    const p = run(["./orzo", "pasta", "--help"]);
+    expect(p.code).toBe(0);
+    expect(p.out).toContain("--pid");
+  });
+
+  test("invoked through links named pasta and passt it behaves as that command", () => {
+    const p = run(["./pasta", "--help"]);
+    expect(p.code).toBe(0);
+    expect(p.out).toContain("USAGE pasta ");
+    const q = run(["./passt", "--help"]);
+    expect(q.code).toBe(0);
+    expect(q.out).toContain("USAGE passt ");
+    const bad = run(["./pasta", "--bogus"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err.trim().split("\n")).toHaveLength(1);
+    expect(bad.err).toContain("--bogus");
+  });
+});

@@ -1,0 +1,34 @@
+/** Helpers for tests that drive child processes: waiting on output lines with a timeout. */
+
+/** Reads a child's output until a line matches (or the timeout passes); rest() returns everything read. */
+export function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs: number) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let done = false;
+  const pump = (async () => {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += decoder.decode(r.value, { stream: true });
+    }
+    done = true;
+  })();
+  const found = (async () => {
+    const deadline = performance.now() + timeoutMs;
+    while (!text.split("\n").some((l) => pattern.test(l))) {
+      if (done) throw new Error(`output ended without a line matching ${pattern}: ${text}`);
+      if (performance.now() > deadline) throw new Error(`no line matching ${pattern} within ${timeoutMs} ms: ${text}`);
+      await Promise.race([pump, Bun.sleep(5)]);
+    }
+    return text;
+  })();
+  return {
+    found,
+    /** Waits for the stream to end (bounded by the timeout) and returns all output. */
+    rest: async () => {
+      await Promise.race([pump, Bun.sleep(timeoutMs)]);
+      return text;
+    },
+  };
+}

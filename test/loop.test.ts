@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { EpollType, refLo } from "../src/epoll_ref.ts";
+import { EventLoop } from "../src/loop.ts";
+import * as C from "../src/syscalls/constants.ts";
+import { close, pipe2, readBytes, writeBytes } from "../src/syscalls/io.ts";
+import { socketpair } from "../src/syscalls/socket.ts";
+import { eventfdCreate, readCounter, timerfdCreate, timerfdSet, writeCounter } from "../src/syscalls/timer.ts";
+import { epollRegistrations } from "./helpers/epoll-inspect.ts";
+import { waitForLine } from "./helpers/process.ts";
+
+const fds: number[] = [];
+const loops: EventLoop[] = [];
+afterEach(() => {
+  while (fds.length) close(fds.pop()!);
+  while (loops.length) loops.pop()!.close();
+});
+function newLoop(timeoutMs?: number): EventLoop {
+  const l = new EventLoop({ timeoutMs });
+  loops.push(l);
+  return l;
+}
+
+describe("event loop", () => {
+  test("dispatches real fds of several types to their handlers with fd and payload", () => {
+    const loop = newLoop(1000);
+    const seen: string[] = [];
+    const efd = eventfdCreate(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    const [pr, pw] = pipe2(C.O_NONBLOCK | C.O_CLOEXEC);
+    const [sa, sb] = socketpair(C.AF_UNIX, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
+    const tfd = timerfdCreate(C.CLOCK_MONOTONIC, C.TFD_NONBLOCK | C.TFD_CLOEXEC);
+    fds.push(efd, pr, pw, sa, sb, tfd);
+    loop.on(EpollType.WAKE, (fd, payload, events) => {
+      seen.push(`wake fd=${fd === efd} payload=${payload} in=${!!(events & C.EPOLLIN)}`);
+      readCounter(fd);
+    });
+    loop.on(EpollType.TAP_PASTA, (fd, payload) => {
+      seen.push(`tap fd=${fd === pr} payload=${payload}`);
+      readBytes(fd, new Uint8Array(16));
+    });
+    loop.on(EpollType.TAP_PASST, (fd, payload) => {
+      seen.push(`passt fd=${fd === sb} payload=${payload}`);
+      readBytes(fd, new Uint8Array(16));
+    });
+    loop.on(EpollType.NSQUIT_TIMER, (fd, payload) => {
+      seen.push(`timer fd=${fd === tfd} payload=${payload}`);
+      readCounter(fd);
+    });
+    loop.add(EpollType.WAKE, efd, 0xffffffff, C.EPOLLIN);
+    loop.add(EpollType.TAP_PASTA, pr, 1, C.EPOLLIN);
+    loop.add(EpollType.TAP_PASST, sb, 2, C.EPOLLIN | C.EPOLLRDHUP);
+    loop.add(EpollType.NSQUIT_TIMER, tfd, 3, C.EPOLLIN);
+    expect(epollRegistrations(loop.epfd).get(pr)?.dataLo).toBe(refLo(EpollType.TAP_PASTA, pr));
+
+    writeCounter(efd, 1);
+    writeBytes(pw, new Uint8Array([1]));
+    writeBytes(sa, new Uint8Array([2]));
+    timerfdSet(tfd, 1, 0);
+    let total = 0;
+    for (let i = 0; i < 20 && total < 4; i++) total += loop.runOnce(200);
+    expect(total).toBe(4);
+    expect(seen.sort()).toEqual([
+      "passt fd=true payload=2",
+      "tap fd=true payload=1",
+      "timer fd=true payload=3",
+      "wake fd=true payload=4294967295 in=true",
+    ]);
+    expect(loop.eventCounts[EpollType.TAP_PASTA]).toBe(1);
+  });
+
+  test("flush hooks run after every wake-up; housekeeping runs on idle at its interval", () => {
+    const loop = newLoop(15);
+    let flushes = 0;
+    const housekeeping: number[] = [];
+    loop.onFlush(() => flushes++);
+    loop.every(30, (now) => housekeeping.push(now));
+    const start = performance.now();
+    while (performance.now() - start < 200) expect(loop.runOnce()).toBe(0);
+    expect(flushes).toBeGreaterThanOrEqual(8);
+    expect(housekeeping.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < housekeeping.length; i++) expect(housekeeping[i] - housekeeping[i - 1]).toBeGreaterThanOrEqual(30);
+  });
+
+  test("a throwing handler is counted and the loop goes on; an fd with no handler is removed", () => {
+    const loop = newLoop(100);
+    const efd = eventfdCreate(1, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    const efd2 = eventfdCreate(1, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    fds.push(efd, efd2);
+    loop.on(EpollType.WAKE, (fd) => {
+      readCounter(fd);
+      throw new Error("handler bug");
+    });
+    loop.add(EpollType.WAKE, efd, 0, C.EPOLLIN);
+    loop.add(EpollType.PING, efd2, 0, C.EPOLLIN);
+    expect(loop.runOnce()).toBe(2);
+    expect(loop.handlerErrors).toBe(1);
+    expect(epollRegistrations(loop.epfd).has(efd2)).toBe(false);
+    expect(loop.runOnce(10)).toBe(0);
+  });
+
+  test("run() resolves with the code given to stop()", async () => {
+    const loop = newLoop(1000);
+    const efd = eventfdCreate(0, C.EFD_NONBLOCK | C.EFD_CLOEXEC);
+    fds.push(efd);
+    loop.on(EpollType.WAKE, () => loop.stop(3));
+    loop.add(EpollType.WAKE, efd, 0, C.EPOLLIN);
+    writeCounter(efd, 1);
+    expect(await loop.run()).toBe(3);
+  });
+
+  test("SIGTERM makes a child running the loop exit 0 promptly", async () => {
+    const child = Bun.spawn(["bun", `${import.meta.dir}/fixtures/loop-child.ts`], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const lines = waitForLine(child.stdout, /^ready$/, 10_000);
+      await lines.found;
+      const t0 = performance.now();
+      child.kill("SIGTERM");
+      const code = await Promise.race([child.exited, Bun.sleep(5000).then(() => "timeout")]);
+      const elapsed = performance.now() - t0;
+      expect(code).toBe(0);
+      expect(elapsed).toBeLessThan(1500);
+      expect(await lines.rest()).toContain("stopped 0");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
