@@ -4,6 +4,8 @@ import { invokedProgram, parseCommandLine, type Config } from "./cli/config.ts";
 import { CliError } from "./cli/errors.ts";
 import { PROGRAM_NAME, VERSION_TEXT } from "./cli/version.ts";
 import { log, setupLogging, writeAll } from "./log.ts";
+import { AGENT_ARG } from "./ns/agent_protocol.ts";
+import { runAgent } from "./ns/agent_process.ts";
 
 const STDOUT = 1;
 const STDERR = 2;
@@ -37,4 +39,9 @@ export async function main(program: string, args: readonly string[]): Promise<nu
   }
 }
 
-if (import.meta.main) process.exitCode = await main(invokedProgram(), process.argv.slice(2));
+if (import.meta.main) {
+  const args = process.argv.slice(2);
+  // The namespace agent role is checked first: it must enter namespaces before anything starts a thread.
+  // Exit explicitly once done: a finished subprocess or signal handler must not keep the process around.
+  process.exit(args[0] === AGENT_ARG ? await runAgent(args[1]) : await main(invokedProgram(), args));
+}

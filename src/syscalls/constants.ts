@@ -10,6 +10,7 @@ export const AF_NETLINK = 16;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
+export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0x800;
 export const SOCK_CLOEXEC = 0x80000;
 
@@ -130,3 +131,10 @@ export const IFF_VNET_HDR = 0x4000;
 export const SIOCOUTQ = 0x5411;
 export const FIONREAD = 0x541b;
 export const IOV_MAX = 1024;
+
+/** inotify. */
+export const IN_NONBLOCK = 0x800;
+export const IN_CLOEXEC = 0x80000;
+export const IN_DELETE = 0x200;
+export const IN_DELETE_SELF = 0x400;
+export const IN_MOVED_FROM = 0x40;

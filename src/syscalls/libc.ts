@@ -65,6 +65,11 @@ const SIGNATURES = {
   getuid: { args: [], returns: "u32" },
   getgid: { args: [], returns: "u32" },
   if_nametoindex: { args: ["ptr"], returns: "u32" },
+  inotify_init1: { args: ["i32"], returns: "i32" },
+  inotify_add_watch: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  dup2: { args: ["i32", "i32"], returns: "i32" },
+  setsid: { args: [], returns: "i32" },
+  pidfd_open: { args: ["i32", "u32"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;
 
 /** Names bound under another key: one dlopen gives one signature per symbol, so ioctl with an integer

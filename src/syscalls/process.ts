@@ -46,3 +46,28 @@ export function getgid(): number {
 export function ifNameToIndex(name: string): number {
   return libc.if_nametoindex(encodeCString(name));
 }
+
+/** inotify_init1(2); throws on failure. */
+export function inotifyInit(flags: number): number {
+  return check("inotify_init1", libc.inotify_init1(flags));
+}
+
+/** inotify_add_watch(2) on a path; returns the watch descriptor; throws a SyscallError naming the path. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  return check("inotify_add_watch", libc.inotify_add_watch(fd, encodeCString(path), mask), path);
+}
+
+/** dup2(2); throws on failure. */
+export function dup2(oldFd: number, newFd: number): void {
+  check("dup2", libc.dup2(oldFd, newFd));
+}
+
+/** setsid(2): a new session, detached from the controlling terminal; returns the session ID or -errno. */
+export function setsid(): number {
+  return ret(libc.setsid());
+}
+
+/** pidfd_open(2): an fd that turns readable when the process exits; throws on failure. */
+export function pidfdOpen(pid: number): number {
+  return check("pidfd_open", libc.pidfd_open(pid, 0));
+}

@@ -1,0 +1,161 @@
+/**
+ * orzo's side of the namespace agent (see agent_process.ts): start it, wait until it is in the namespaces, then
+ * ask it for fds made there. Requests are synchronous (start-up and the occasional socket for a spliced
+ * connection); events (the command exited) are read when the agent's socket turns readable in the event loop.
+ */
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, SOL_SOCKET, MSG_DONTWAIT } from "../syscalls/constants.ts";
+import { Errno } from "../syscalls/errno.ts";
+import { recvWithFds, sendWithFds, type FdMessage } from "../syscalls/fdpass.ts";
+import { close } from "../syscalls/io.ts";
+import { setsockoptBytes, socketpair } from "../syscalls/socket.ts";
+import { AGENT_ARG, type AgentEvent, type AgentReply, type AgentRequest, type AgentSpec } from "./agent_protocol.ts";
+
+const SO_RCVTIMEO = 20;
+/** How long orzo waits for the agent to answer, at most. */
+const AGENT_TIMEOUT_MS = 10_000;
+
+/** The command that runs orzo itself: the compiled binary, or Bun with orzo's entry point when run from source. */
+export function orzoCommand(): string[] {
+  if (Bun.main.startsWith("/$bunfs/")) return [process.execPath];
+  return [process.execPath, new URL("../main.ts", import.meta.url).pathname];
+}
+
+/** Raised when the agent fails, answers with an error, or does not answer in time. */
+export class AgentError extends Error {
+  override name = "AgentError";
+}
+
+type Request = AgentRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
+
+/** A running namespace agent. */
+export class NamespaceAgent {
+  /** Our end of the socket pair: register it in the loop to receive events. */
+  readonly sock: number;
+  /** The agent's PID. */
+  readonly pid: number;
+  private readonly proc: ReturnType<typeof Bun.spawn>;
+  private readonly pending: AgentEvent[] = [];
+  private nextId = 1;
+
+  private constructor(sock: number, proc: ReturnType<typeof Bun.spawn>) {
+    this.sock = sock;
+    this.proc = proc;
+    this.pid = proc.pid;
+  }
+
+  /** Starts an agent and waits until it is inside the namespaces; throws AgentError with its reason if not. */
+  static start(spec: AgentSpec): NamespaceAgent {
+    const [ours, theirs] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    const argv = [...orzoCommand(), AGENT_ARG, JSON.stringify(spec)];
+    const proc = Bun.spawn(argv, {
+      stdio: ["inherit", "inherit", "inherit", theirs],
+      // With the concurrent JIT off, a compiled orzo starts on one thread: it may then enter a user namespace.
+      env: { ...process.env, BUN_JSC_useConcurrentJIT: "0" },
+    });
+    close(theirs);
+    const timeout = new Uint8Array(16);
+    new DataView(timeout.buffer).setUint32(0, AGENT_TIMEOUT_MS / 1000, true);
+    setsockoptBytes(ours, SOL_SOCKET, SO_RCVTIMEO, timeout);
+    const agent = new NamespaceAgent(ours, proc);
+    const first = agent.receive();
+    const event = JSON.parse(new TextDecoder().decode(first.data)) as AgentEvent;
+    if (event.event !== "ready") {
+      agent.close();
+      throw new AgentError(event.event === "failed" ? event.error : `unexpected message from the namespace agent`);
+    }
+    return agent;
+  }
+
+  /** Sends a request and waits for its reply; returns the fds that came with it. Throws AgentError. */
+  request(req: Request): { reply: AgentReply & { ok: true }; fds: number[] } {
+    const id = this.nextId++;
+    sendWithFds(this.sock, new TextEncoder().encode(JSON.stringify({ ...req, id })), []);
+    for (;;) {
+      const m = this.receive();
+      const msg = JSON.parse(new TextDecoder().decode(m.data)) as AgentReply | AgentEvent;
+      if ("event" in msg) {
+        this.pending.push(msg);
+        continue;
+      }
+      if (msg.id !== id) {
+        for (const fd of m.fds) close(fd);
+        continue;
+      }
+      if (!msg.ok) throw new AgentError(`${req.op}: ${msg.error}`);
+      return { reply: msg, fds: m.fds };
+    }
+  }
+
+  /** Opens the tap interface in the namespace; returns its fd. */
+  openTap(ifname: string): number {
+    return this.one(this.request({ op: "tap", ifname }).fds);
+  }
+
+  /** Makes a socket in the namespace; returns its fd. */
+  socket(domain: number, type: number, protocol: number): number {
+    return this.one(this.request({ op: "socket", domain, type, protocol }).fds);
+  }
+
+  /** Opens a file as seen from the namespace (e.g. /proc/net/tcp); returns its fd. */
+  open(path: string, flags: number): number {
+    return this.one(this.request({ op: "open", path, flags }).fds);
+  }
+
+  /** Writes a file from inside the namespace (e.g. a sysctl under /proc/sys/net). */
+  writeFile(path: string, text: string): void {
+    this.request({ op: "write", path, text });
+  }
+
+  /** Starts the user's command in the namespace; its exit arrives later as an "exit" event. Returns its PID. */
+  spawn(argv: readonly string[], env: Readonly<Record<string, string>>): number {
+    return this.request({ op: "spawn", argv, env }).reply.pid ?? 0;
+  }
+
+  /** Sends a signal to the command. */
+  kill(signal: string): void {
+    this.request({ op: "kill", signal });
+  }
+
+  /** Events received so far (including those that arrived while waiting for replies); null when the agent hung up. */
+  takeEvents(): AgentEvent[] | null {
+    for (;;) {
+      const m = recvWithFds(this.sock, MSG_DONTWAIT);
+      if (m === -Errno.EAGAIN) break;
+      if (m === null || typeof m === "number") {
+        if (this.pending.length > 0) break;
+        return null;
+      }
+      for (const fd of m.fds) close(fd);
+      const msg = JSON.parse(new TextDecoder().decode(m.data)) as AgentReply | AgentEvent;
+      if ("event" in msg) this.pending.push(msg);
+    }
+    return this.pending.splice(0);
+  }
+
+  /** Hangs up: the agent exits (a command it started keeps running). */
+  close(): void {
+    close(this.sock);
+  }
+
+  /** Waits for the agent process to exit. */
+  get exited(): Promise<number> {
+    return this.proc.exited;
+  }
+
+  private receive(): FdMessage {
+    const m = recvWithFds(this.sock);
+    if (m === null) throw new AgentError("the namespace agent exited");
+    if (typeof m === "number") {
+      throw new AgentError(m === -Errno.EAGAIN ? `the namespace agent did not answer within ${AGENT_TIMEOUT_MS} ms` : `receiving from the namespace agent: errno ${-m}`);
+    }
+    return m;
+  }
+
+  private one(fds: number[]): number {
+    if (fds.length !== 1) {
+      for (const fd of fds) close(fd);
+      throw new AgentError(`expected one descriptor from the namespace agent, got ${fds.length}`);
+    }
+    return fds[0];
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The link to the guest: one interface, two implementations (the pasta tap device, the passt stream socket).
+ *
+ * Protocol code never knows which one it talks to. Frames to the guest are built in place in the link's output
+ * arena (reserve, write, commit) or copied in (send), queued, and written out once per loop cycle by flush():
+ * batching is the point, so nothing is written per frame on the way in. Frames from the guest are handed to a
+ * FrameSink one at a time, as views into the link's input buffer that stay valid only during the call.
+ */
+import { Mem } from "../syscalls/mem.ts";
+
+/** Receives frames from the guest. */
+export interface FrameSink {
+  /** One Ethernet frame at buf[off, off + len), valid only during the call. */
+  frame(buf: Uint8Array, off: number, len: number, now: number): void;
+}
+
+/** Ethernet frames are padded to this length (without FCS) on the way out. */
+export const ETH_ZLEN = 60;
+/** Largest Ethernet frame orzo handles (tun limit; the stream protocol's is the same). */
+export const ETH_MAX_LEN = 65535;
+
+/** Counters every link keeps. */
+export interface LinkStats {
+  framesIn: number;
+  framesOut: number;
+  /** Frames to the guest dropped because the link could not take them. */
+  outDropped: number;
+}
+
+/** A queue of outgoing frames in one preallocated arena, each preceded by the link's own headroom. */
+export abstract class Link {
+  /** The output arena: frames are built here. */
+  readonly out: Mem;
+  /** Bytes reserved in front of each frame for the link's own header (passt: the 4-byte length). */
+  readonly headroom: number;
+  /** Counters. */
+  readonly stats: LinkStats = { framesIn: 0, framesOut: 0, outDropped: 0 };
+  /** Offsets (of the headroom) and lengths (of the frame) of queued frames. */
+  protected readonly queuedOff: Int32Array;
+  protected readonly queuedLen: Int32Array;
+  protected queued = 0;
+  private used = 0;
+  private reservedAt = -1;
+
+  constructor(arenaBytes: number, maxFrames: number, headroom: number) {
+    this.out = new Mem(arenaBytes);
+    this.headroom = headroom;
+    this.queuedOff = new Int32Array(maxFrames);
+    this.queuedLen = new Int32Array(maxFrames);
+  }
+
+  /** Reserves room for a frame of up to maxLen bytes; returns the offset in out.bytes where it goes. */
+  reserve(maxLen: number): number {
+    const need = this.headroom + Math.max(maxLen, ETH_ZLEN);
+    if (this.used + need > this.out.bytes.length || this.queued === this.queuedOff.length) this.flush();
+    if (need > this.out.bytes.length) throw new RangeError(`frame of ${maxLen} bytes exceeds the link arena`);
+    this.reservedAt = this.used;
+    return this.used + this.headroom;
+  }
+
+  /** Queues the frame built at the reserved offset, padded to 60 bytes. */
+  commit(len: number): void {
+    const at = this.reservedAt;
+    if (at < 0) throw new Error("commit without reserve");
+    this.reservedAt = -1;
+    if (len < ETH_ZLEN) this.out.bytes.fill(0, at + this.headroom + len, at + this.headroom + ETH_ZLEN);
+    const padded = Math.max(len, ETH_ZLEN);
+    this.queuedOff[this.queued] = at;
+    this.queuedLen[this.queued] = padded;
+    this.queued++;
+    this.used = at + this.headroom + ((padded + 7) & ~7);
+  }
+
+  /** Queues a copy of a frame. */
+  send(buf: Uint8Array, off: number, len: number): void {
+    const at = this.reserve(len);
+    this.out.bytes.set(buf.subarray(off, off + len), at);
+    this.commit(len);
+  }
+
+  /** Writes every queued frame to the guest (or drops and counts what the link cannot take). */
+  flush(): void {
+    if (this.queued > 0) this.writeQueued();
+    this.queued = 0;
+    this.used = 0;
+  }
+
+  /** True when frames can reach a guest (passt: a client is connected). */
+  abstract get connected(): boolean;
+
+  /** Writes queued frames [0, queued) to the guest. */
+  protected abstract writeQueued(): void;
+}
