@@ -1,28 +1,12 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, symlinkSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-const root = join(import.meta.dir, "..");
-const binary = join(root, "dist", "orzo");
-
-/** The newest modification time among the sources the binary is built from. */
-function newestSource(dir = join(root, "src")): number {
-  let newest = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    newest = Math.max(newest, st.isDirectory() ? newestSource(p) : st.mtimeMs);
-  }
-  return newest;
-}
+import { orzoBinary } from "./helpers/binary.ts";
 
 let dir = "";
 beforeAll(() => {
-  if (!existsSync(binary) || statSync(binary).mtimeMs < newestSource()) {
-    const b = Bun.spawnSync([process.execPath, "run", join(root, "build.ts")], { stdout: "pipe", stderr: "pipe" });
-    if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
-  }
+  const binary = orzoBinary();
   // An empty directory and a PATH without bun: the binary must carry everything it needs.
   dir = mkdtempSync(join(tmpdir(), "orzo-bin-"));
   copyFileSync(binary, join(dir, "orzo"));

@@ -1,6 +1,7 @@
 /** Linux ABI constants (x86_64) used through the syscall layer, defined once. */
 
 /** Address families. */
+export const AF_UNSPEC = 0;
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -33,6 +34,8 @@ export const SO_KEEPALIVE = 9;
 export const SO_LINGER = 13;
 export const SO_RCVLOWAT = 18;
 export const SO_BINDTODEVICE = 25;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
 export const SO_PEEK_OFF = 42;
 
 /** IPPROTO_TCP options. */
@@ -51,6 +54,13 @@ export const IPV6_RECVERR = 25;
 export const IPV6_V6ONLY = 26;
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_FREEBIND = 78;
+
+/** Netlink: the routing protocol, and SOL_NETLINK options (acks without the request, error text, strict dumps). */
+export const NETLINK_ROUTE = 0;
+export const SOL_NETLINK = 270;
+export const NETLINK_CAP_ACK = 10;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
 
 /** send/recv flags. */
 export const MSG_PEEK = 0x2;
@@ -95,6 +105,11 @@ export const EPOLLHUP = 0x10;
 export const EPOLLRDHUP = 0x2000;
 /** EPOLLET is bit 31: as a JS number it is 2^31, which the u32 event word stores unchanged. */
 export const EPOLLET = 0x80000000;
+
+/** poll(2) events. */
+export const POLLIN = 0x1;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
 
 /** timerfd and eventfd. */
 export const CLOCK_REALTIME = 0;

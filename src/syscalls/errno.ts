@@ -30,9 +30,10 @@ const ERRNO_NAMES: readonly string[] = [
 export const Errno = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
   EEXIST: 17, ENODEV: 19, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOSPC: 28, EPIPE: 32, ENOSYS: 38,
-  ENOPROTOOPT: 92, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99, ENETUNREACH: 101, ECONNABORTED: 103, ECONNRESET: 104, ENOBUFS: 105, EISCONN: 106,
-  ENOTCONN: 107, ETIMEDOUT: 110, ECONNREFUSED: 111, EHOSTUNREACH: 113, EALREADY: 114, EINPROGRESS: 115,
+  EBADMSG: 74, ENOTSOCK: 88, EMSGSIZE: 90, ENOPROTOOPT: 92, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ENETUNREACH: 101, ECONNABORTED: 103, ECONNRESET: 104,
+  ENOBUFS: 105, EISCONN: 106, ENOTCONN: 107, ETIMEDOUT: 110, ECONNREFUSED: 111, EHOSTUNREACH: 113, EALREADY: 114,
+  EINPROGRESS: 115,
 } as const;
 
 /** The symbolic name of an errno value ("EAGAIN"), or "E<n>" for one we do not know. */
@@ -42,6 +43,12 @@ export function errnoName(errno: number): string {
 }
 
 let describe: (errno: number) => string = () => "";
+
+/** An errno as "EEXIST (File exists)": its name and the C library's message. */
+export function errnoText(errno: number): string {
+  const n = errno < 0 ? -errno : errno;
+  return `${errnoName(n)} (${describe(n) || "unknown error"})`;
+}
 
 /** Installs the C library's strerror as the source of errno messages (done by the libc binding). */
 export function setErrnoDescriber(fn: (errno: number) => string): void {
@@ -61,7 +68,7 @@ export class SyscallError extends Error {
     const n = errno < 0 ? -errno : errno;
     const code = errnoName(n);
     const what = detail ? `${syscall}(${detail})` : syscall;
-    super(`${what}: ${code} (${describe(n) || "unknown error"})`);
+    super(`${what}: ${errnoText(n)}`);
     this.name = "SyscallError";
     this.errno = n;
     this.code = code;

@@ -25,6 +25,9 @@ export const MMSGHDR = { size: 64, hdr: 0, len: 56 } as const;
 /** struct epoll_event: packed on x86_64, so 12 bytes, the 64-bit data as two u32 words at 4 and 8. */
 export const EPOLL_EVENT = { size: 12, words: 3, events: 0, dataLo: 1, dataHi: 2 } as const;
 
+/** struct pollfd { int fd; short events; short revents; } */
+export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
+
 /** struct itimerspec { struct timespec it_interval, it_value; } with 64-bit seconds and nanoseconds. */
 export const ITIMERSPEC = { size: 32, intervalSec: 0, intervalNsec: 8, valueSec: 16, valueNsec: 24 } as const;
 

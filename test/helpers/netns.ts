@@ -67,10 +67,10 @@ export class TestHost {
   }
 
   /** Creates the namespaces and their addressing. */
-  static async create(tag = "t", opts: { ipv6?: boolean } = {}): Promise<TestHost> {
+  static async create(tag = "t", opts: { ipv6?: boolean; pingSockets?: boolean } = {}): Promise<TestHost> {
     const h = new TestHost(tag);
     try {
-      await h.setUp(opts.ipv6 !== false);
+      await h.setUp(opts.ipv6 !== false, opts.pingSockets !== false);
     } catch (e) {
       await h.destroy();
       throw e;
@@ -78,7 +78,7 @@ export class TestHost {
     return h;
   }
 
-  private async setUp(ipv6: boolean): Promise<void> {
+  private async setUp(ipv6: boolean, pingSockets: boolean): Promise<void> {
     const T = TOPOLOGY;
     await must(["ip", "netns", "add", this.name]);
     await must(["ip", "netns", "add", this.router]);
@@ -96,6 +96,8 @@ export class TestHost {
     }
     await must([...inHost, "route", "add", "default", "via", T.router4]);
     if (ipv6) await must([...inHost, "-6", "route", "add", "default", "via", T.router6]);
+    // Unprivileged ping sockets, as distributions configure them (the kernel's default allows no group).
+    if (pingSockets) await must([...this.prefix(), "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
   }
 
   /** The argv prefix that runs a command inside the host namespace. */
