@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +13,8 @@ beforeAll(() => {
   Bun.spawnSync(["chmod", "755", join(dir, "orzo")]);
   symlinkSync(join(dir, "orzo"), join(dir, "pasta"));
   symlinkSync(join(dir, "orzo"), join(dir, "passt"));
-  return () => rmSync(dir, { recursive: true, force: true });
 }, 120_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a command from the temporary directory with a PATH that holds no bun. */
 function run(argv: string[]) {

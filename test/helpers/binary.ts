@@ -1,6 +1,5 @@
 /** The compiled orzo binary for integration tests: built when missing or older than the sources. */
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, statSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..", "..");
@@ -16,22 +15,15 @@ function newestSource(dir = join(root, "src")): number {
   return newest;
 }
 
-let copy: string | undefined;
+let checked = false;
 
-/**
- * The path of an up-to-date orzo binary in a world-readable temporary directory (so that tests running as an
- * unprivileged user can execute it too).
- */
+/** The path of an up-to-date dist/orzo (world-executable, so tests may run it as an unprivileged user too). */
 export function orzoBinary(): string {
-  if (copy) return copy;
+  if (checked) return binary;
   if (!existsSync(binary) || statSync(binary).mtimeMs < newestSource()) {
     const b = Bun.spawnSync([process.execPath, "run", join(root, "build.ts")], { stdout: "pipe", stderr: "pipe" });
     if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
   }
-  const dir = mkdtempSync(join(tmpdir(), "orzo-it-"));
-  chmodSync(dir, 0o755);
-  copy = join(dir, "orzo");
-  copyFileSync(binary, copy);
-  chmodSync(copy, 0o755);
-  return copy;
+  checked = true;
+  return binary;
 }
