@@ -23,6 +23,46 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const ENV = { SHELL: "/bin/zsh" };
 
+// Everything pasta mode is configured with when no option is given.
+const PASTA_DEFAULTS: Config = {
+  mode: "pasta",
+  logLevel: "info",
+  foreground: false,
+  command: ["/bin/zsh"],
+  ip4: {},
+  ip6: {},
+  ipv4Only: false,
+  ipv6Only: false,
+  dns: [],
+  noDns: false,
+  search: [],
+  noSearch: false,
+  dhcpDns: false,
+  dhcpSearch: false,
+  noMapGw: false,
+  noTcp: false,
+  noUdp: false,
+  noIcmp: false,
+  noDhcp: false,
+  noNdp: false,
+  noDhcpv6: false,
+  noRa: false,
+  freebind: false,
+  tcpPorts: [],
+  udpPorts: [],
+  tcpNs: [],
+  udpNs: [],
+  noSplice: false,
+  spliceOnly: false,
+  hostLoToNsLo: false,
+  netnsOnly: false,
+  noNetnsQuit: false,
+  configNet: false,
+  noCopyRoutes: false,
+  noCopyAddrs: false,
+  oneOff: false,
+};
+
 function run(args: string[], program = "orzo"): Config {
   const invocation = parseCommandLine(program, args, ENV);
   if (invocation.action !== "run") throw new Error(`expected a run, got ${invocation.action}`);
@@ -59,7 +99,7 @@ describe("option table", () => {
   const rows = Object.values(OPTIONS) as OptionDef[];
 
   test("long and short names are unique and well formed", () => {
-    const longs = rows.map((def) => def.long);
+    const longs = rows.flatMap((def) => [def.long, ...(def.aliases ?? [])]);
     const shorts = rows.flatMap((def) => (def.short === undefined ? [] : [def.short]));
     expect(new Set(longs).size).toBe(longs.length);
     expect(new Set(shorts).size).toBe(shorts.length);
@@ -158,7 +198,7 @@ describe("parseOptions", () => {
 
 describe("parseCommandLine", () => {
   test("orzo with no arguments runs the user's shell in pasta mode", () => {
-    expect(run([])).toEqual({ mode: "pasta", logLevel: "info", foreground: false, command: ["/bin/zsh"] });
+    expect(run([])).toEqual({ ...PASTA_DEFAULTS, command: ["/bin/zsh"] });
     expect(parseCommandLine("orzo", [], {})).toMatchObject({ config: { command: ["/bin/sh"] } });
   });
 
@@ -180,8 +220,7 @@ describe("parseCommandLine", () => {
 
   test("options and values", () => {
     expect(run(["pasta", "-f", "-P", "/run/p.pid", "--log-file=/tmp/l", "true"])).toEqual({
-      mode: "pasta",
-      logLevel: "info",
+      ...PASTA_DEFAULTS,
       foreground: true,
       pidFile: "/run/p.pid",
       logFile: "/tmp/l",
@@ -254,14 +293,22 @@ describe("program name", () => {
 });
 
 describe("help text", () => {
-  test("each command lists the options of its mode, without colors when asked", async () => {
-    for (const path of [["orzo", "pasta"], ["orzo", "passt"], ["pasta"]] as const) {
+  test("each command lists the options of its mode only, without colors when asked", async () => {
+    for (const path of [["orzo", "pasta"], ["orzo", "passt"], ["pasta"], ["passt"]] as const) {
+      const mode = path[path.length - 1];
       const text = await renderHelp(path, false);
       expect(text).not.toContain("\x1b[");
       expect(text).toContain(`USAGE ${path.join(" ")} [OPTIONS]`);
-      for (const def of Object.values(OPTIONS) as OptionDef[]) expect(text).toContain(`--${def.long}`);
+      const listed = new Set(text.match(/--[a-z0-9-]+/g));
+      for (const def of Object.values(OPTIONS) as OptionDef[]) {
+        expect({ option: def.long, listed: listed.has(`--${def.long}`) }).toEqual({
+          option: def.long,
+          listed: def.modes === "both" || def.modes === mode,
+        });
+      }
       expect(text).toContain("-P, --pid=<PATH>");
     }
+    expect(await renderHelp(["passt"], false)).toContain("(also --socket-path)");
     const top = await renderHelp(["orzo"], false);
     expect(top).toContain("pasta");
     expect(top).toContain("passt");
@@ -367,6 +414,16 @@ describe("process", () => {
     [["--log-file"], "orzo: option '--log-file' requires an argument"],
     [["--pid="], "orzo: invalid value for --pid: empty path"],
     [["passt", "extra"], "orzo: extra non-option argument 'extra': passt mode takes no command"],
+    [["-m", "70000"], "orzo: invalid value for -m: '70000' is out of range for an MTU (0-65521)"],
+    [["-a", "notanaddress"], "orzo: invalid value for -a: 'notanaddress' is not an IPv4 or IPv6 address"],
+    [["passt", "-M", "zz:zz"], "orzo: invalid value for -M: 'zz:zz' is not a MAC address (xx:xx:xx:xx:xx:xx)"],
+    [["--netns", "x", "1234"], "orzo: option '--netns' conflicts with the PID or command '1234'"],
+    [["-4", "-6"], "orzo: option '--ipv6-only' conflicts with '--ipv4-only'"],
+    [["--no-copy-routes", "true"], "orzo: option '--no-copy-routes' requires '--config-net'"],
+    [["-I", "x".repeat(16)], `orzo: invalid value for -I: '${"x".repeat(16)}' is longer than 15 bytes`],
+    [["-t", ""], "orzo: invalid value for -t: empty port specification"],
+    [["passt", "-T", "80"], "orzo: option '-T' is for pasta mode only"],
+    [["-H", "two\nlines"], "orzo: invalid value for -H: 'two\\x0alines' is not a valid host name"],
   ];
   for (const [args, line] of errorCases) {
     test(`${args.join(" ")}: one line on stderr, exit 1`, async () => {

@@ -13,6 +13,8 @@ function optionArgs(select: (def: OptionDef) => boolean): ArgsDef {
   const args: ArgsDef = {};
   for (const def of Object.values(OPTIONS) as OptionDef[]) {
     if (!select(def)) continue;
+    // citty shows aliases as short options, so other long names are named in the description instead.
+    const also = def.aliases === undefined ? "" : ` (also ${def.aliases.map((long) => `--${long}`).join(", ")})`;
     args[def.long] =
       def.kind === "flag"
         ? { type: "boolean", alias: def.short, description: def.help }
@@ -20,7 +22,7 @@ function optionArgs(select: (def: OptionDef) => boolean): ArgsDef {
             type: "string",
             alias: def.short,
             valueHint: def.valueName,
-            description: def.kind === "multiple" ? `${def.help} (may be repeated)` : def.help,
+            description: `${def.help}${def.kind === "multiple" ? " (may be repeated)" : ""}${also}`,
           };
   }
   return args;

@@ -1,10 +1,44 @@
 /** The run-time configuration, and how a command line (program name and arguments) becomes one. */
 import type { LogLevel } from "../log.ts";
-import { CliError } from "./errors.ts";
-import { MODES, parseOptions, type Mode, type ParsedOptions } from "./options.ts";
+import { networkConfig, type NetworkConfig } from "./config-net.ts";
+import { CliError, conflicting } from "./errors.ts";
+import { MODES, OPTIONS, parseOptions, type Mode, type ParsedOptions } from "./options.ts";
+import { shown, type RunAs } from "./values.ts";
+
+/** Where pasta's namespace comes from and how it is entered. */
+export interface NamespaceConfig {
+  /** pasta: the command to run in a new network namespace (the user's shell by default); otherwise empty. */
+  readonly command: readonly string[];
+  /** pasta: join the network namespace of this process instead of creating one. */
+  readonly targetPid?: number;
+  /** pasta --netns: join this network namespace (a bare NAME already expanded to /run/netns/NAME). */
+  readonly netnsPath?: string;
+  /** pasta --userns: join this user namespace. */
+  readonly usernsPath?: string;
+  /** pasta --netns-only, also implied by --netns without --userns: no user namespace is created or joined. */
+  readonly netnsOnly: boolean;
+  /** pasta --no-netns-quit: keep running when the joined namespace goes away. */
+  readonly noNetnsQuit: boolean;
+  /** pasta --config-net: configure MTU, addresses and routes of the tap interface. */
+  readonly configNet: boolean;
+  /** pasta --no-copy-routes (needs --config-net): only a default route. */
+  readonly noCopyRoutes: boolean;
+  /** pasta --no-copy-addrs (needs --config-net): only one address. */
+  readonly noCopyAddrs: boolean;
+}
+
+/** passt's link to qemu. */
+export interface PasstLinkConfig {
+  /** passt -s: the UNIX domain socket to listen on; absent: the first free /tmp/passt_N.socket. */
+  readonly socketPath?: string;
+  /** passt -F: an inherited, connected socket to use instead of listening. */
+  readonly socketFd?: number;
+  /** passt -1 (implied by -F): exit when the guest disconnects instead of waiting for the next one. */
+  readonly oneOff: boolean;
+}
 
 /** Everything one orzo process needs to know about what to do, from the command line and defaults. */
-export interface Config {
+export interface Config extends NetworkConfig, NamespaceConfig, PasstLinkConfig {
   readonly mode: Mode;
   /** The most verbose level printed. */
   readonly logLevel: LogLevel;
@@ -14,10 +48,10 @@ export interface Config {
   readonly foreground: boolean;
   /** Write the process ID here. */
   readonly pidFile?: string;
-  /** pasta: the command to run in a new network namespace (the user's shell by default); otherwise empty. */
-  readonly command: readonly string[];
-  /** pasta: join the network namespace of this process instead of creating one. */
-  readonly targetPid?: number;
+  /** -p: capture tap-side frames to this pcap file. */
+  readonly pcapFile?: string;
+  /** --runas: the identity to switch to (names are looked up when switching). */
+  readonly runAs?: RunAs;
 }
 
 /** A command as help names it: `orzo`, `orzo pasta`, or `pasta` when invoked through a link. */
@@ -79,7 +113,6 @@ function interpret(
   const { options, operands } = parseOptions(args, mode);
   if (options.help) return { action: "help", command };
   if (options.version) return { action: "version" };
-  const target = mode === "pasta" ? pastaTarget(operands, env) : passtTarget(operands);
   return {
     action: "run",
     config: {
@@ -88,38 +121,76 @@ function interpret(
       logFile: options.logFile,
       foreground: options.foreground === true,
       pidFile: options.pidFile,
-      ...target,
+      pcapFile: options.pcapFile,
+      runAs: options.runAs,
+      ...networkConfig(options, mode),
+      // pasta has no qemu link; passtLink sets its own.
+      oneOff: false,
+      ...(mode === "pasta" ? pastaNamespace(options, operands, env) : passtLink(options, operands)),
     },
   };
 }
 
 function logLevel(options: ParsedOptions): LogLevel {
   // Conflicting wishes are refused, as pasta does, rather than silently picking one.
-  if (options.quiet && (options.debug || options.trace)) {
-    throw new CliError(`option '--quiet' conflicts with '--${options.trace ? "trace" : "debug"}'`);
-  }
+  if (options.quiet && (options.debug || options.trace)) throw conflicting("quiet", options.trace ? "trace" : "debug");
   if (options.trace) return "trace";
   if (options.debug) return "debug";
   return options.quiet ? "warn" : "info";
 }
 
-/** pasta operands: nothing (the user's shell), one all-digits PID to join, or a command and its arguments. */
-function pastaTarget(
-  operands: readonly string[],
-  env: Environment,
-): Pick<Config, "command" | "targetPid"> {
-  if (operands.length === 0) return { command: [env.SHELL || "/bin/sh"] };
+/**
+ * pasta's namespace: --netns PATH, or from the operands: nothing (the user's shell), one all-digits PID to join,
+ * or a command and its arguments.
+ */
+function pastaNamespace(options: ParsedOptions, operands: readonly string[], env: Environment): NamespaceConfig {
+  if (options.netnsOnly && options.userns !== undefined) throw conflicting("netns-only", "userns");
+  for (const option of ["noCopyRoutes", "noCopyAddrs"] as const) {
+    if (options[option] && !options.configNet) {
+      throw new CliError(`option '--${OPTIONS[option].long}' requires '--config-net'`);
+    }
+  }
+  const common = {
+    usernsPath: options.userns,
+    noNetnsQuit: options.noNetnsQuit === true,
+    configNet: options.configNet === true,
+    noCopyRoutes: options.noCopyRoutes === true,
+    noCopyAddrs: options.noCopyAddrs === true,
+  };
+  const netnsOnly = options.netnsOnly === true;
+  if (options.netns !== undefined) {
+    if (operands.length > 0) {
+      throw new CliError(`option '--netns' conflicts with the PID or command ${shown(operands[0])}`);
+    }
+    // Joining a namespace by path without --userns: the caller already has the privileges over it.
+    return { ...common, command: [], netnsPath: options.netns, netnsOnly: netnsOnly || options.userns === undefined };
+  }
+  if (operands.length === 0) return { ...common, command: [env.SHELL || "/bin/sh"], netnsOnly };
   if (operands.length === 1 && /^[0-9]+$/.test(operands[0])) {
     const pid = Number(operands[0]);
     if (pid < 1 || pid > PID_MAX) throw new CliError(`invalid PID '${operands[0]}'`);
-    return { command: [], targetPid: pid };
+    return { ...common, command: [], targetPid: pid, netnsOnly };
   }
-  return { command: operands };
+  return { ...common, command: operands, netnsOnly };
 }
 
-function passtTarget(operands: readonly string[]): Pick<Config, "command"> {
+/** passt's link: a socket path or an inherited socket; passt takes no operands. */
+function passtLink(options: ParsedOptions, operands: readonly string[]): NamespaceConfig & PasstLinkConfig {
   if (operands.length > 0) {
-    throw new CliError(`extra non-option argument '${operands[0]}': passt mode takes no command`);
+    throw new CliError(`extra non-option argument ${shown(operands[0])}: passt mode takes no command`);
   }
-  return { command: [] };
+  if (options.socketPath !== undefined && options.socketFd !== undefined) {
+    throw new CliError("option '--fd' conflicts with '--socket'");
+  }
+  return {
+    command: [],
+    netnsOnly: false,
+    noNetnsQuit: false,
+    configNet: false,
+    noCopyRoutes: false,
+    noCopyAddrs: false,
+    socketPath: options.socketPath,
+    socketFd: options.socketFd,
+    oneOff: options.oneOff === true || options.socketFd !== undefined,
+  };
 }

@@ -3,6 +3,25 @@
  * value is checked and how it is documented, and a getopt_long-style parser over that table.
  */
 import { CliError } from "./errors.ts";
+import {
+  address,
+  addressOrNone,
+  domainName,
+  fdNumber,
+  filePath,
+  guestAddress,
+  hostName,
+  interfaceName,
+  macAddress,
+  mtu,
+  netmask,
+  netnsPath,
+  portSpec,
+  runAs,
+  searchDomain,
+  socketPath,
+  SPECIAL_ADDRESSES,
+} from "./values.ts";
 
 /** The two personalities: pasta (a network namespace) or passt (a qemu guest on a UNIX socket). */
 export type Mode = "pasta" | "passt";
@@ -16,6 +35,8 @@ export type ModeScope = Mode | "both";
 interface OptionCommon {
   /** Long name, without the leading "--". */
   readonly long: string;
+  /** Other long names for the same option (e.g. --socket-path for --socket). */
+  readonly aliases?: readonly string[];
   /** Single-letter short name, without the leading "-". */
   readonly short?: string;
   /** One line for the help text. */
@@ -63,24 +84,15 @@ export function multiple<T>(row: ValueRow<T>): ValueOption<T, "multiple"> {
   return { modes: "both", ...row, kind: "multiple" };
 }
 
-// Linux PATH_MAX, including the terminating NUL: longer paths would fail in every system call anyway.
-const PATH_MAX = 4096;
-
-/** A file system path: not empty, and short enough for the kernel. */
-function filePath(raw: string): string {
-  if (raw === "") throw new CliError("empty path");
-  if (Buffer.byteLength(raw) >= PATH_MAX) throw new CliError(`path longer than ${PATH_MAX - 1} bytes`);
-  return raw;
-}
-
 /**
- * The option table, in help order. Keys name the parsed values; later options are new rows, e.g.
- * `tcpPorts: multiple({ long: "tcp-ports", short: "t", valueName: "SPEC", parse: portSpec, help: "…" })`.
+ * The option table, in help order. Keys name the parsed values; config.ts turns them into a Config. Long and
+ * short names, and which mode takes which option, are pasta's and passt's.
  */
 export const OPTIONS = {
   debug: flag({ long: "debug", short: "d", help: "Print debugging messages" }),
   trace: flag({ long: "trace", help: "Print per-packet messages too (implies --debug)" }),
   quiet: flag({ long: "quiet", short: "q", help: "Print only warnings and errors" }),
+  stderr: flag({ long: "stderr", short: "e", help: "Accepted for compatibility; does nothing" }),
   logFile: single({
     long: "log-file",
     short: "l",
@@ -100,6 +112,266 @@ export const OPTIONS = {
     parse: filePath,
     help: "Write the process ID to PATH",
   }),
+  runAs: single({
+    long: "runas",
+    valueName: "UID[:GID]|USER[:GROUP]",
+    parse: runAs,
+    help: "Run as this user and group (default: the invoking user; nobody for root)",
+  }),
+  pcapFile: single({
+    long: "pcap",
+    short: "p",
+    valueName: "FILE",
+    parse: filePath,
+    help: "Capture the frames of the tap side to FILE (pcap format)",
+  }),
+
+  socketPath: single({
+    long: "socket",
+    aliases: ["socket-path"],
+    short: "s",
+    valueName: "PATH",
+    parse: socketPath,
+    help: "UNIX domain socket for qemu (default: first free /tmp/passt_N.socket)",
+    modes: "passt",
+  }),
+  socketFd: single({
+    long: "fd",
+    short: "F",
+    valueName: "FD",
+    parse: fdNumber,
+    help: "Use the inherited, connected socket FD instead of listening (implies --one-off)",
+    modes: "passt",
+  }),
+  oneOff: flag({ long: "one-off", short: "1", help: "Exit when the guest disconnects", modes: "passt" }),
+
+  nsIfname: single({
+    long: "ns-ifname",
+    short: "I",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Name of the tap interface in the namespace (default: the host's template interface, else tap0)",
+    modes: "pasta",
+  }),
+  mtu: single({
+    long: "mtu",
+    short: "m",
+    valueName: "MTU",
+    parse: mtu,
+    help: "MTU to advertise, 0 for none (default: 65520)",
+  }),
+  address: multiple({
+    long: "address",
+    short: "a",
+    valueName: "ADDR[/LEN]",
+    parse: guestAddress,
+    help: "IPv4 or IPv6 address for the guest, one of each at most (default: the host's)",
+  }),
+  netmask: single({
+    long: "netmask",
+    short: "n",
+    valueName: "MASK|LEN",
+    parse: netmask,
+    help: "IPv4 prefix length or netmask for the guest (default: the host's)",
+  }),
+  macAddr: single({
+    long: "mac-addr",
+    short: "M",
+    valueName: "MAC",
+    parse: macAddress,
+    help: "Our MAC address on the tap side (default: 9a:55:9a:55:9a:55)",
+  }),
+  nsMacAddr: single({
+    long: "ns-mac-addr",
+    valueName: "MAC",
+    parse: macAddress,
+    help: "MAC address of the tap interface in the namespace",
+    modes: "pasta",
+  }),
+  gateway: multiple({
+    long: "gateway",
+    short: "g",
+    valueName: "ADDR",
+    parse: address(SPECIAL_ADDRESSES),
+    help: "IPv4 or IPv6 gateway for the guest (default: the host's)",
+  }),
+  templateIfname: single({
+    long: "interface",
+    short: "i",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Host interface to take addresses and routes from (default: the one with the default route)",
+  }),
+  outbound: multiple({
+    long: "outbound",
+    short: "o",
+    valueName: "ADDR",
+    parse: address(SPECIAL_ADDRESSES),
+    help: "IPv4 or IPv6 source address for outbound sockets",
+  }),
+  outboundIf4: single({
+    long: "outbound-if4",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv4 sockets to this interface",
+  }),
+  outboundIf6: single({
+    long: "outbound-if6",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv6 sockets to this interface",
+  }),
+  ipv4Only: flag({ long: "ipv4-only", short: "4", help: "Enable IPv4 only" }),
+  ipv6Only: flag({ long: "ipv6-only", short: "6", help: "Enable IPv6 only" }),
+
+  dns: multiple({
+    long: "dns",
+    short: "D",
+    valueName: "ADDR|none",
+    parse: addressOrNone(["unspecified", "multicast", "broadcast"]),
+    help: "Nameserver for the guest; none: no DNS information (default: from /etc/resolv.conf)",
+  }),
+  dnsForward: multiple({
+    long: "dns-forward",
+    valueName: "ADDR",
+    parse: address(SPECIAL_ADDRESSES),
+    help: "IPv4 or IPv6 address whose DNS queries go to the host's nameserver",
+  }),
+  dnsHost: multiple({
+    long: "dns-host",
+    valueName: "ADDR",
+    parse: address(["unspecified", "multicast", "broadcast"]),
+    help: "IPv4 or IPv6 nameserver that forwarded queries go to (default: first in /etc/resolv.conf)",
+  }),
+  search: multiple({
+    long: "search",
+    short: "S",
+    valueName: "DOMAIN|none",
+    parse: searchDomain,
+    help: "DNS search domain; none: no search list (default: from /etc/resolv.conf)",
+  }),
+  hostname: single({
+    long: "hostname",
+    short: "H",
+    valueName: "NAME",
+    parse: hostName,
+    help: "Host name for the guest (DHCP; pasta also sets it in the namespace)",
+  }),
+  fqdn: single({ long: "fqdn", valueName: "NAME", parse: domainName, help: "FQDN for the guest (DHCP, DHCPv6)" }),
+  dhcpDns: flag({ long: "dhcp-dns", help: "Pass nameservers via DHCP, DHCPv6 and NDP", modes: "pasta" }),
+  dhcpSearch: flag({ long: "dhcp-search", help: "Pass the search list via DHCP, DHCPv6 and NDP", modes: "pasta" }),
+  noDhcpDns: flag({ long: "no-dhcp-dns", help: "Don't pass nameservers via DHCP, DHCPv6 and NDP", modes: "passt" }),
+  noDhcpSearch: flag({
+    long: "no-dhcp-search",
+    help: "Don't pass the search list via DHCP, DHCPv6 and NDP",
+    modes: "passt",
+  }),
+
+  noMapGw: flag({ long: "no-map-gw", help: "Don't map the gateway address to the host's loopback" }),
+  mapHostLoopback: multiple({
+    long: "map-host-loopback",
+    valueName: "ADDR|none",
+    parse: addressOrNone(SPECIAL_ADDRESSES),
+    help: "IPv4 or IPv6 guest address that reaches the host's loopback (default: the gateway)",
+  }),
+  mapGuestAddr: multiple({
+    long: "map-guest-addr",
+    valueName: "ADDR|none",
+    parse: addressOrNone(SPECIAL_ADDRESSES),
+    help: "IPv4 or IPv6 guest address that reaches the host's own address (default: none)",
+  }),
+
+  noTcp: flag({ long: "no-tcp", help: "Disable TCP" }),
+  noUdp: flag({ long: "no-udp", help: "Disable UDP" }),
+  noIcmp: flag({ long: "no-icmp", help: "Disable ICMP and ICMPv6 echo (implies --no-ndp)" }),
+  noDhcp: flag({ long: "no-dhcp", help: "Disable the DHCP server" }),
+  noNdp: flag({ long: "no-ndp", help: "Disable NDP responses" }),
+  noDhcpv6: flag({ long: "no-dhcpv6", help: "Disable the DHCPv6 server" }),
+  noRa: flag({ long: "no-ra", help: "Disable router advertisements" }),
+  freebind: flag({ long: "freebind", help: "Bind forwarded ports to addresses not (yet) on the host" }),
+
+  tcpPorts: multiple({
+    long: "tcp-ports",
+    short: "t",
+    valueName: "SPEC",
+    parse: portSpec,
+    help: "TCP ports to forward from the host to the guest (pasta default: auto; passt: none)",
+  }),
+  udpPorts: multiple({
+    long: "udp-ports",
+    short: "u",
+    valueName: "SPEC",
+    parse: portSpec,
+    help: "UDP ports to forward from the host to the guest (pasta default: auto; passt: none)",
+  }),
+  tcpNs: multiple({
+    long: "tcp-ns",
+    short: "T",
+    valueName: "SPEC",
+    parse: portSpec,
+    help: "TCP ports to forward from the namespace to the host (default: auto)",
+    modes: "pasta",
+  }),
+  udpNs: multiple({
+    long: "udp-ns",
+    short: "U",
+    valueName: "SPEC",
+    parse: portSpec,
+    help: "UDP ports to forward from the namespace to the host (default: auto)",
+    modes: "pasta",
+  }),
+
+  netns: single({
+    long: "netns",
+    valueName: "PATH|NAME",
+    parse: netnsPath,
+    help: "Join this network namespace (a NAME is /run/netns/NAME) instead of running a command",
+    modes: "pasta",
+  }),
+  userns: single({
+    long: "userns",
+    valueName: "PATH",
+    parse: filePath,
+    help: "Join this user namespace first",
+    modes: "pasta",
+  }),
+  netnsOnly: flag({
+    long: "netns-only",
+    help: "Don't create or join a user namespace (implied by --netns without --userns)",
+    modes: "pasta",
+  }),
+  noNetnsQuit: flag({
+    long: "no-netns-quit",
+    help: "Keep running when the joined network namespace goes away",
+    modes: "pasta",
+  }),
+  configNet: flag({
+    long: "config-net",
+    help: "Configure the tap interface: MTU, addresses and routes (disables router advertisements)",
+    modes: "pasta",
+  }),
+  noCopyRoutes: flag({
+    long: "no-copy-routes",
+    help: "With --config-net, add only a default route instead of copying the host's",
+    modes: "pasta",
+  }),
+  noCopyAddrs: flag({
+    long: "no-copy-addrs",
+    help: "With --config-net, add only one address instead of copying the host's",
+    modes: "pasta",
+  }),
+  noSplice: flag({ long: "no-splice", help: "Don't splice loopback connections socket to socket", modes: "pasta" }),
+  spliceOnly: flag({
+    long: "splice-only",
+    help: "No tap device: forward loopback connections only (implies --host-lo-to-ns-lo, --no-icmp)",
+    modes: "pasta",
+  }),
+  hostLoToNsLo: flag({
+    long: "host-lo-to-ns-lo",
+    help: "Connections to the host's loopback arrive on the namespace's loopback",
+    modes: "pasta",
+  }),
+
   version: flag({ long: "version", help: "Print the version and exit", terminal: true }),
   help: flag({ long: "help", short: "h", help: "Print this help and exit", terminal: true }),
 } satisfies OptionTable;
@@ -122,11 +394,20 @@ export interface ParsedArgs<Table extends OptionTable = typeof OPTIONS> {
   readonly operands: readonly string[];
 }
 
-/** Resolves a long name as getopt_long does: an exact name, or a prefix of exactly one name. */
+/** Every long name of a row: its own and its aliases. */
+function longNames(def: OptionDef): readonly string[] {
+  return def.aliases === undefined ? [def.long] : [def.long, ...def.aliases];
+}
+
+/**
+ * Resolves a long name as getopt_long does: an exact name, or a prefix of the names of exactly one option (names
+ * of one option, like --socket and --socket-path, do not make a prefix ambiguous).
+ */
 function findLong(rows: readonly [string, OptionDef][], name: string): string {
-  const exact = rows.find(([, def]) => def.long === name);
+  const exact = rows.find(([, def]) => longNames(def).includes(name));
   if (exact !== undefined) return exact[0];
-  const candidates = name === "" ? [] : rows.filter(([, def]) => def.long.startsWith(name));
+  const candidates =
+    name === "" ? [] : rows.filter(([, def]) => longNames(def).some((long) => long.startsWith(name)));
   if (candidates.length === 1) return candidates[0][0];
   if (candidates.length === 0) throw new CliError(`unrecognized option '--${name}'`);
   const names = candidates.map(([, def]) => `'--${def.long}'`).join(" ");

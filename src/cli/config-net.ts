@@ -1,0 +1,216 @@
+/**
+ * The network part of the configuration: addressing, DNS, services and forwarding as the command line gives
+ * them, folded from the parsed options (later values win, per IP version where pasta keeps one per version) and
+ * checked for combinations pasta refuses. Defaults that depend on the host are applied later, by resolveNetConf.
+ */
+import { CliError, conflicting } from "./errors.ts";
+import type { Mode, ParsedOptions } from "./options.ts";
+import type { GuestAddress, IpAddress } from "./values.ts";
+
+/** The most search domains passed to the guest (as many as resolv.conf's search list is read for). */
+export const MAX_SEARCH_DOMAINS = 5;
+
+/** Settings of one IP version from the command line; a field is absent when it was not given. */
+export interface FamilyConfig {
+  /** -a: the guest's address (canonical text). */
+  readonly address?: string;
+  /** -a ADDR/LEN, or for IPv4 also -n: the guest's prefix length. */
+  readonly prefixLen?: number;
+  /** -g: the guest's gateway. */
+  readonly gateway?: string;
+  /** -o: source address for outbound sockets. */
+  readonly outbound?: string;
+  /** --outbound-if4/--outbound-if6: interface outbound sockets are bound to; also the template interface. */
+  readonly outboundIf?: string;
+  /** --dns-forward: DNS queries to this address go to the host's nameserver. */
+  readonly dnsForward?: string;
+  /** --dns-host: the nameserver forwarded queries go to. */
+  readonly dnsHost?: string;
+  /** --map-host-loopback: the guest address that reaches the host's loopback. */
+  readonly mapHostLoopback?: string;
+  /** --map-guest-addr: the guest address that reaches the host's own address. */
+  readonly mapGuestAddr?: string;
+}
+
+/** Addressing, DNS, services and port forwarding, as given on the command line. */
+export interface NetworkConfig {
+  /** -m: MTU to advertise (0: none); absent: the default. */
+  readonly mtu?: number;
+  /** -M: our MAC address on the tap side (lowercase text). */
+  readonly macAddr?: string;
+  /** pasta --ns-mac-addr: MAC address to set on the namespace's tap interface. */
+  readonly nsMacAddr?: string;
+  /** pasta -I: name of the tap interface in the namespace. */
+  readonly nsIfname?: string;
+  /** -i: host interface to take addresses and routes from, for both IP versions. */
+  readonly templateIfname?: string;
+  readonly ip4: FamilyConfig;
+  readonly ip6: FamilyConfig;
+  /** -4: IPv4 only. */
+  readonly ipv4Only: boolean;
+  /** -6: IPv6 only. */
+  readonly ipv6Only: boolean;
+  /** -D: nameservers for the guest, in order; empty: from resolv.conf (unless noDns). */
+  readonly dns: readonly string[];
+  /** -D none (or --splice-only): no DNS information for the guest. */
+  readonly noDns: boolean;
+  /** -S: search domains, in order; empty: from resolv.conf (unless noSearch). */
+  readonly search: readonly string[];
+  /** -S none (or --splice-only): no search list. */
+  readonly noSearch: boolean;
+  /** -H: host name for DHCP (and in pasta, for the namespace). */
+  readonly hostname?: string;
+  /** --fqdn: FQDN for DHCP and DHCPv6. */
+  readonly fqdn?: string;
+  /** Pass nameservers via DHCP, DHCPv6 and RAs (passt: unless --no-dhcp-dns; pasta: with --dhcp-dns). */
+  readonly dhcpDns: boolean;
+  /** Pass the search list likewise (passt: unless --no-dhcp-search; pasta: with --dhcp-search). */
+  readonly dhcpSearch: boolean;
+  /** --no-map-gw (or --map-host-loopback none): no default mapping of the gateway to the host's loopback. */
+  readonly noMapGw: boolean;
+  readonly noTcp: boolean;
+  readonly noUdp: boolean;
+  /** --no-icmp (or --splice-only). */
+  readonly noIcmp: boolean;
+  readonly noDhcp: boolean;
+  readonly noNdp: boolean;
+  readonly noDhcpv6: boolean;
+  readonly noRa: boolean;
+  /** --freebind: IP_FREEBIND on forwarded listening sockets. */
+  readonly freebind: boolean;
+  /** -t: host-to-guest TCP forwarding specs, unparsed, in order; empty: the mode's default. */
+  readonly tcpPorts: readonly string[];
+  /** -u: host-to-guest UDP forwarding specs. */
+  readonly udpPorts: readonly string[];
+  /** pasta -T: namespace-to-host TCP forwarding specs. */
+  readonly tcpNs: readonly string[];
+  /** pasta -U: namespace-to-host UDP forwarding specs. */
+  readonly udpNs: readonly string[];
+  /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
+  readonly noSplice: boolean;
+  /** pasta --splice-only: no tap device, loopback forwarding only. */
+  readonly spliceOnly: boolean;
+  /** pasta --host-lo-to-ns-lo (implied by --splice-only). */
+  readonly hostLoToNsLo: boolean;
+}
+
+type PerFamily<T> = { 4?: T; 6?: T };
+
+/** Folds a per-version option: each address replaces that version's; "none" clears both. */
+function lastPerFamily(values: readonly (IpAddress | "none")[] | undefined): PerFamily<string> {
+  const out: PerFamily<string> = {};
+  for (const v of values ?? []) {
+    if (v === "none") {
+      delete out[4];
+      delete out[6];
+    } else out[v.family] = v.text;
+  }
+  return out;
+}
+
+/** -a: one address per IP version; a second one for the same version is refused rather than silently dropped. */
+function guestAddresses(values: readonly GuestAddress[] | undefined): PerFamily<GuestAddress> {
+  const out: PerFamily<GuestAddress> = {};
+  for (const v of values ?? []) {
+    const earlier = out[v.family];
+    if (earlier !== undefined) {
+      throw new CliError(`option '--address' given twice for IPv${v.family}: '${earlier.text}' and '${v.text}'`);
+    }
+    out[v.family] = v;
+  }
+  return out;
+}
+
+/** A list option where "none" empties the list and disables the feature until a later value turns it back on. */
+function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T) => string) {
+  let list: string[] = [];
+  let none = false;
+  for (const v of values ?? []) {
+    if (v === "none") {
+      list = [];
+      none = true;
+    } else {
+      list.push(text(v));
+      none = false;
+    }
+  }
+  return { list, none };
+}
+
+/** The network settings of a parsed command line; throws CliError for combinations pasta refuses. */
+export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig {
+  if (options.ipv4Only && options.ipv6Only) throw conflicting("ipv6-only", "ipv4-only");
+  const pasta = mode === "pasta";
+  const spliceOnly = pasta && options.spliceOnly === true;
+  const noSplice = !pasta || options.noSplice === true;
+  if (pasta && options.noSplice) {
+    if (spliceOnly) throw conflicting("splice-only", "no-splice");
+    if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
+  }
+
+  const address = guestAddresses(options.address);
+  const a4 = address[4];
+  if (a4?.prefixLen !== undefined && options.netmask !== undefined) {
+    throw new CliError(`option '--netmask' conflicts with the prefix length in '--address ${a4.text}/${a4.prefixLen}'`);
+  }
+  const gateway = lastPerFamily(options.gateway);
+  const outbound = lastPerFamily(options.outbound);
+  const dnsForward = lastPerFamily(options.dnsForward);
+  const dnsHost = lastPerFamily(options.dnsHost);
+  const mapHostLoopback = lastPerFamily(options.mapHostLoopback);
+  const mapGuestAddr = lastPerFamily(options.mapGuestAddr);
+  const family = (v: 4 | 6): FamilyConfig => ({
+    address: address[v]?.text,
+    prefixLen: address[v]?.prefixLen ?? (v === 4 ? options.netmask : undefined),
+    gateway: gateway[v],
+    outbound: outbound[v],
+    outboundIf: v === 4 ? options.outboundIf4 : options.outboundIf6,
+    dnsForward: dnsForward[v],
+    dnsHost: dnsHost[v],
+    mapHostLoopback: mapHostLoopback[v],
+    mapGuestAddr: mapGuestAddr[v],
+  });
+
+  const dns = listOrNone(options.dns, (a) => a.text);
+  const search = listOrNone(options.search, (s) => s);
+  if (search.list.length > MAX_SEARCH_DOMAINS) {
+    throw new CliError(`option '--search' given more than ${MAX_SEARCH_DOMAINS} times`);
+  }
+
+  return {
+    mtu: options.mtu,
+    macAddr: options.macAddr,
+    nsMacAddr: options.nsMacAddr,
+    nsIfname: options.nsIfname,
+    templateIfname: options.templateIfname,
+    ip4: family(4),
+    ip6: family(6),
+    ipv4Only: options.ipv4Only === true,
+    ipv6Only: options.ipv6Only === true,
+    // --splice-only has no tap, so nothing to pass DNS information over.
+    dns: spliceOnly ? [] : dns.list,
+    noDns: spliceOnly || dns.none,
+    search: spliceOnly ? [] : search.list,
+    noSearch: spliceOnly || search.none,
+    hostname: options.hostname,
+    fqdn: options.fqdn,
+    dhcpDns: pasta ? options.dhcpDns === true : options.noDhcpDns !== true,
+    dhcpSearch: pasta ? options.dhcpSearch === true : options.noDhcpSearch !== true,
+    noMapGw: options.noMapGw === true || options.mapHostLoopback?.includes("none") === true,
+    noTcp: options.noTcp === true,
+    noUdp: options.noUdp === true,
+    noIcmp: spliceOnly || options.noIcmp === true,
+    noDhcp: options.noDhcp === true,
+    noNdp: options.noNdp === true,
+    noDhcpv6: options.noDhcpv6 === true,
+    noRa: options.noRa === true,
+    freebind: options.freebind === true,
+    tcpPorts: options.tcpPorts ?? [],
+    udpPorts: options.udpPorts ?? [],
+    tcpNs: options.tcpNs ?? [],
+    udpNs: options.udpNs ?? [],
+    noSplice,
+    spliceOnly,
+    hostLoToNsLo: spliceOnly || options.hostLoToNsLo === true,
+  };
+}
