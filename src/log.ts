@@ -3,8 +3,7 @@
  * synchronously so nothing is lost when the process exits; and rate-limited channels for per-packet paths.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import { format } from "node:util";
-import { createConsola, LogLevels, type ConsolaReporter, type LogObject } from "consola/core";
+import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola/core";
 import { CliError } from "./cli/errors.ts";
 import { VERSION_TEXT } from "./cli/version.ts";
 
@@ -37,6 +36,14 @@ export function writeAll(fd: number, text: string): void {
   }
 }
 
+/**
+ * util.format, loaded on first use: importing node:util starts Bun threads, and the namespace agent must be
+ * single-threaded until it has entered its user namespace.
+ */
+function format(...args: unknown[]): string {
+  return (require("node:util") as typeof import("node:util")).format(...args);
+}
+
 // Seconds since the process started, as pasta stamps its lines.
 function stamped(logObj: LogObject): string {
   return `${(clock() / 1000).toFixed(4)}: ${format(...logObj.args)}\n`;
@@ -54,13 +61,42 @@ const fileReporter: ConsolaReporter = {
   },
 };
 
-/** The process-wide logger: log.error/warn/info/debug/trace(format, ...args). */
-export const log = createConsola({
-  level: LogLevels.info,
-  reporters: [stderrReporter],
-  // consola would otherwise hold back repeated lines behind a timer; RateLimitedLog does that job here.
-  throttle: Number.NEGATIVE_INFINITY,
-});
+let instance: ConsolaInstance | undefined;
+let level: number = LogLevels.info;
+
+/**
+ * The consola instance, made on first use: making it touches process.stdout, which starts Bun's I/O threads,
+ * and the namespace agent must still be single-threaded when it enters a user namespace.
+ */
+function consola(): ConsolaInstance {
+  instance ??= createConsola({
+    level,
+    reporters: [logFd === undefined ? stderrReporter : fileReporter],
+    // consola would otherwise hold back repeated lines behind a timer; RateLimitedLog does that job here.
+    throttle: Number.NEGATIVE_INFINITY,
+  });
+  return instance;
+}
+
+/** The process-wide logger: log.error/warn/info/debug/trace(format, ...args), and the level in force. */
+export const log = {
+  error: (...args: [unknown, ...unknown[]]): void => consola().error(...args),
+  warn: (...args: [unknown, ...unknown[]]): void => consola().warn(...args),
+  info: (...args: [unknown, ...unknown[]]): void => consola().info(...args),
+  debug: (...args: [unknown, ...unknown[]]): void => {
+    if (level >= LogLevels.debug) consola().debug(...args);
+  },
+  trace: (...args: [unknown, ...unknown[]]): void => {
+    if (level >= LogLevels.trace) consola().trace(...args);
+  },
+  get level(): number {
+    return level;
+  },
+  set level(v: number) {
+    level = v;
+    if (instance) instance.level = v;
+  },
+};
 
 /** Whether messages of a level are printed: lets hot paths skip building a message nobody will see. */
 export function logEnabled(level: LogLevel): boolean {
@@ -86,7 +122,7 @@ export function setupLogging(settings: LogSettings, now: Clock = monotonicMs): v
     }
     writeAll(logFd, `${VERSION_TEXT}: ${process.execPath} (${process.pid})\n`);
   }
-  log.setReporters([logFd === undefined ? stderrReporter : fileReporter]);
+  if (instance) instance.setReporters([logFd === undefined ? stderrReporter : fileReporter]);
   log.level = LogLevels[settings.logLevel];
 }
 

@@ -119,6 +119,14 @@ export class EventLoop {
     this.exitCode = code;
   }
 
+  /**
+   * Asks the loop to yield to Bun after this cycle: for work that Bun itself must pick up (a process started
+   * with Bun.spawn is watched only once Bun's own loop has run).
+   */
+  requestYield(): void {
+    this.yieldNow = true;
+  }
+
   /** True once stop() was called. */
   get stopping(): boolean {
     return this.stopped;

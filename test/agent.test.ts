@@ -29,7 +29,7 @@ async function nextEvent(agent: NamespaceAgent, timeoutMs = 5000) {
 
 describe("namespace agent", () => {
   test("in a new network namespace: tap, sockets, files and a command with its exit status", async () => {
-    const agent = NamespaceAgent.start({ kind: "new" });
+    const agent = await NamespaceAgent.start({ kind: "new" });
     try {
       const tap = agent.openTap("orzotest0");
       expect(tap).toBeGreaterThan(2);
@@ -59,7 +59,7 @@ describe("namespace agent", () => {
   });
 
   test("a command killed by a signal reports 128 + the signal number", async () => {
-    const agent = NamespaceAgent.start({ kind: "new" });
+    const agent = await NamespaceAgent.start({ kind: "new" });
     try {
       agent.spawn(["sh", "-c", "kill -TERM $$"], { PATH: "/usr/bin:/bin" });
       expect(await nextEvent(agent)).toEqual([{ event: "exit", status: 143 }]);
@@ -78,8 +78,8 @@ describe("namespace agent", () => {
       await run(["ip", "netns", "del", ns]);
     });
 
-    test("joins an existing network namespace by path", () => {
-      const agent = NamespaceAgent.start({ kind: "join", netnsPath: `/run/netns/${ns}` });
+    test("joins an existing network namespace by path", async () => {
+      const agent = await NamespaceAgent.start({ kind: "join", netnsPath: `/run/netns/${ns}` });
       try {
         const dev = agent.open("/proc/net/dev", O_RDONLY);
         expect(readAll(dev)).toContain("joinme0:");
@@ -89,15 +89,21 @@ describe("namespace agent", () => {
       }
     });
 
-    test("a namespace that cannot be joined is a clear error", () => {
-      expect(() => NamespaceAgent.start({ kind: "join", netnsPath: "/run/netns/orzo-does-not-exist" })).toThrow(
+    test("a namespace that cannot be joined is a clear error", async () => {
+      await expect(NamespaceAgent.start({ kind: "join", netnsPath: "/run/netns/orzo-does-not-exist" })).rejects.toThrow(
         "open(/run/netns/orzo-does-not-exist): ENOENT (No such file or directory)",
       );
     });
   });
 
-  test("entering a user namespace needs a single-threaded process, and says so", () => {
-    // From source, Bun's transpiler threads are running: the agent must refuse with the reason.
-    expect(() => NamespaceAgent.start({ kind: "new", newUserns: { uid: 65534, gid: 65534 } })).toThrow(/cannot enter a user namespace with \d+ threads/);
+  test("with a user namespace (entered by util-linux unshare first): tap and command work inside", async () => {
+    const agent = await NamespaceAgent.start({ kind: "new", newUserns: { uid: 0, gid: 0 } });
+    try {
+      close(agent.openTap("orzouser0"));
+      agent.spawn(["sh", "-c", 'test "$(readlink /proc/self/ns/user)" != "$0" && exit 9', (await must(["readlink", "/proc/self/ns/user"])).trim()], { PATH: "/usr/bin:/bin" });
+      expect(await nextEvent(agent)).toEqual([{ event: "exit", status: 9 }]);
+    } finally {
+      agent.close();
+    }
   });
 });

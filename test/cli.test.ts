@@ -468,11 +468,11 @@ describe("process", () => {
 
   test("--log-file takes the log lines off stderr", async () => {
     const path = join(scratch, "process.log");
-    const { code, stderr } = await orzo(["-d", "-l", path, "true"]);
+    const { code, stderr } = await orzo(["passt", "-d", "-l", path]);
     expect(code).toBe(1);
-    expect(stderr).toBe("orzo: pasta mode is not available in this build yet\n");
+    expect(stderr).toBe("orzo: passt mode is not available in this build yet\n");
     const lines = readFileSync(path, "utf8").split("\n");
     expect(lines[0]).toMatch(new RegExp(`^${VERSION_TEXT}: .+ \\(\\d+\\)$`));
-    expect(lines[1]).toMatch(/^\d+\.\d{4}: configuration: \{"mode":"pasta"/);
+    expect(lines[1]).toMatch(/^\d+\.\d{4}: configuration: \{"mode":"passt"/);
   });
 });

@@ -20,6 +20,22 @@ export function orzoCommand(): string[] {
   return [process.execPath, new URL("../main.ts", import.meta.url).pathname];
 }
 
+/**
+ * The agent's command line. A user namespace can only be entered by a single-threaded process, and Bun never
+ * is one, so then util-linux enters the namespaces first: unshare makes new ones (mapping root inside to us),
+ * nsenter joins existing ones; the agent starts inside. Network namespaces alone the agent enters itself.
+ */
+export function agentArgv(spec: AgentSpec): string[] {
+  const agent = (s: AgentSpec) => [...orzoCommand(), AGENT_ARG, JSON.stringify(s)];
+  if (spec.kind === "new" && spec.newUserns) {
+    return ["unshare", "--user", "--map-root-user", "--net", "--uts", "--ipc", "--", ...agent({ kind: "new", entered: true })];
+  }
+  if (spec.kind === "join" && spec.usernsPath && spec.netnsPath) {
+    return ["nsenter", `--user=${spec.usernsPath}`, `--net=${spec.netnsPath}`, "--", ...agent({ kind: "join", entered: true })];
+  }
+  return agent(spec);
+}
+
 /** Raised when the agent fails, answers with an error, or does not answer in time. */
 export class AgentError extends Error {
   override name = "AgentError";
@@ -44,21 +60,27 @@ export class NamespaceAgent {
   }
 
   /** Starts an agent and waits until it is inside the namespaces; throws AgentError with its reason if not. */
-  static start(spec: AgentSpec): NamespaceAgent {
+  static async start(spec: AgentSpec, stdio: "inherit" | "ignore" = "inherit"): Promise<NamespaceAgent> {
     const [ours, theirs] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    const argv = [...orzoCommand(), AGENT_ARG, JSON.stringify(spec)];
-    const proc = Bun.spawn(argv, {
-      stdio: ["inherit", "inherit", "inherit", theirs],
-      // With the concurrent JIT off, a compiled orzo starts on one thread: it may then enter a user namespace.
-      env: { ...process.env, BUN_JSC_useConcurrentJIT: "0" },
+    const proc = Bun.spawn(agentArgv(spec), {
+      // The user's command inherits stdio from the agent; with no command, the agent keeps none of orzo's.
+      // With no command, the agent must not hold orzo's stdout and stderr open after orzo went to the background
+      // (callers wait for them to close): its errors come back through a pipe, read only if it fails to start.
+      stdio: [stdio, stdio, stdio === "inherit" ? "inherit" : "pipe", theirs],
     });
     close(theirs);
     const timeout = new Uint8Array(16);
     new DataView(timeout.buffer).setUint32(0, AGENT_TIMEOUT_MS / 1000, true);
     setsockoptBytes(ours, SOL_SOCKET, SO_RCVTIMEO, timeout);
     const agent = new NamespaceAgent(ours, proc);
-    const first = agent.receive();
-    const event = JSON.parse(new TextDecoder().decode(first.data)) as AgentEvent;
+    let event: AgentEvent | undefined;
+    try {
+      event = JSON.parse(new TextDecoder().decode(agent.receive().data)) as AgentEvent;
+    } catch (e) {
+      agent.close();
+      const said = proc.stderr instanceof ReadableStream ? (await new Response(proc.stderr).text()).trim() : "";
+      throw said ? new AgentError(`the namespace agent could not start: ${said.split("\n").pop()}`) : e;
+    }
     if (event.event !== "ready") {
       agent.close();
       throw new AgentError(event.event === "failed" ? event.error : `unexpected message from the namespace agent`);

@@ -16,6 +16,8 @@ export interface AgentSpec {
   readonly usernsPath?: string;
   /** join: the network namespace to enter. */
   readonly netnsPath?: string;
+  /** The launcher (util-linux unshare or nsenter) already put the agent in its namespaces. */
+  readonly entered?: boolean;
 }
 
 /** Requests from orzo to the agent. */
@@ -36,7 +38,7 @@ export type AgentEvent =
   | { readonly event: "exit"; readonly status: number }
   | { readonly event: "failed"; readonly error: string };
 
-/** The argument that starts the agent role of the orzo binary. */
+/** The argument that starts the agent role of the orzo binary (main.ts checks it before loading anything). */
 export const AGENT_ARG = "__ns-agent";
 
 /** The fd number at which the agent finds its end of the socket pair. */

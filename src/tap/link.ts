@@ -10,8 +10,11 @@ import { Mem } from "../syscalls/mem.ts";
 
 /** Receives frames from the guest. */
 export interface FrameSink {
-  /** One Ethernet frame at buf[off, off + len), valid only during the call. */
-  frame(buf: Uint8Array, off: number, len: number, now: number): void;
+  /**
+   * One Ethernet frame at buf[off, off + len), valid only during the call; addr is the address of buf[0], so
+   * payloads can be handed to the kernel without a copy.
+   */
+  frame(buf: Uint8Array, addr: number, off: number, len: number, now: number): void;
 }
 
 /** Ethernet frames are padded to this length (without FCS) on the way out. */

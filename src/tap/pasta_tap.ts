@@ -46,7 +46,7 @@ export class PastaTap extends Link {
           this.runts++;
           continue;
         }
-        sink.frame(buf, 0, n, now);
+        sink.frame(buf, this.input.addr, 0, n, now);
       }
     });
     loop.add(EpollType.TAP_PASTA, fd, 0, EPOLLIN | EPOLLRDHUP);

@@ -83,7 +83,7 @@ export class TestHost {
     await must(["ip", "netns", "add", this.name]);
     await must(["ip", "netns", "add", this.router]);
     mkdirSync(`/etc/netns/${this.name}`, { recursive: true });
-    writeFileSync(`/etc/netns/${this.name}/resolv.conf`, `nameserver ${T.router4}\nsearch ${T.search}\n`);
+    writeFileSync(`/etc/netns/${this.name}/resolv.conf`, `nameserver ${T.router4}\nnameserver ${T.router6}\nsearch ${T.search}\n`);
     const inHost = ["ip", "-n", this.name];
     const inRouter = ["ip", "-n", this.router];
     await must([...inHost, "link", "set", "lo", "up"]);

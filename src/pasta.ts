@@ -1,0 +1,149 @@
+/**
+ * pasta mode: a tap device in a network namespace (new, or joined by PID or path), the L2 services and flows
+ * behind it, and the user's command running inside.
+ *
+ * Start-up order matters to the tools that drive pasta: everything that can fail (host addressing, the agent
+ * entering the namespaces, the tap, --config-net) happens before readiness is announced; the PID file is
+ * written and the command started only once the namespace is usable. With a command, orzo stays in the
+ * foreground and exits with the command's status; attached to an existing namespace, it goes to the background
+ * once ready (unless -f) and exits when the namespace goes away.
+ */
+import { EpollType } from "./epoll_ref.ts";
+import { flowTableInit } from "./flows/epoll.ts";
+import { handOffToBackground, isBackgroundChild, reportReady, writePidFile } from "./lifecycle.ts";
+import { log } from "./log.ts";
+import { EventLoop } from "./loop.ts";
+import { namespaceIfname, resolveNetConf, templateInterfaces, type HostAddressing, type NetConf } from "./netconf.ts";
+import type { Config } from "./cli/config.ts";
+import { parseMacText } from "./cli/values.ts";
+import { readResolvConf } from "./resolv.ts";
+import { inanyToText } from "./wire/inany.ts";
+import { NamespaceAgent } from "./ns/agent.ts";
+import type { AgentSpec } from "./ns/agent_protocol.ts";
+import { Netlink } from "./ns/netlink.ts";
+import { watchNamespace } from "./ns/nsquit.ts";
+import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW } from "./syscalls/constants.ts";
+import { getgid, getuid } from "./syscalls/process.ts";
+import { PastaTap } from "./tap/pasta_tap.ts";
+import { L2Ingress } from "./tap/ingress.ts";
+import { readlinkSync } from "node:fs";
+
+/** Runs pasta mode to the end; returns the exit status. */
+export async function runPasta(config: Config, argv: readonly string[]): Promise<number> {
+  const attaching = config.command.length === 0;
+  if (attaching && !config.foreground && !isBackgroundChild()) return handOffToBackground(argv);
+
+  const hostNl = new Netlink();
+  const host = hostNl.hostAddressing(templateInterfaces(config));
+  const netconf = resolveNetConf(config, host, readResolvConf());
+  const agent = await NamespaceAgent.start(agentSpec(config), attaching ? "ignore" : "inherit");
+  const ifname = namespaceIfname(config, host, netconf);
+  const tapFd = agent.openTap(ifname);
+  const nsNl = new Netlink({ fd: agent.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
+  nsNl.setLinkUp(nsNl.linkIndex("lo"));
+  const ifindex = nsNl.linkIndex(ifname);
+  if (config.nsMacAddr) nsNl.setMac(ifindex, config.nsMacAddr);
+  const mac = config.nsMacAddr ? undefined : parseMacText(nsNl.link(ifindex).mac ?? "");
+  if (mac) netconf.guestMac.set(mac);
+  if (config.configNet) configureNamespace(config, nsNl, hostNl, ifindex, netconf, host);
+  hostNl.close();
+
+  const loop = new EventLoop();
+  const flows = flowTableInit();
+  const ingress = new L2Ingress(netconf);
+  const tap = new PastaTap(loop, tapFd, ingress, (reason) => {
+    log.error(reason);
+    loop.stop(1);
+  });
+  // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
+  ingress.attach(loop, tap, config.configNet);
+  loop.onFlush((now) => {
+    flows.defer(now, false);
+    tap.flush();
+  });
+  loop.every(1000, (now) => flows.defer(now, true));
+
+  loop.on(EpollType.NS_AGENT, () => {
+    const events = agent.takeEvents();
+    if (events === null) {
+      log.error("the namespace agent exited");
+      loop.stop(1);
+      return;
+    }
+    for (const e of events) {
+      if (e.event !== "exit") continue;
+      log.debug(`command exited with status ${e.status}`);
+      loop.stop(e.status);
+    }
+  });
+  loop.add(EpollType.NS_AGENT, agent.sock, 0, EPOLLIN | EPOLLRDHUP);
+
+  const nsPath = config.netnsPath ?? (config.targetPid !== undefined ? `/proc/${config.targetPid}/ns/net` : undefined);
+  if (attaching && nsPath && !config.noNetnsQuit) watchNamespace(loop, nsPath, () => loop.stop(0));
+
+  if (config.pidFile) writePidFile(config.pidFile);
+  if (!attaching) agent.spawn(config.command, process.env as Record<string, string>);
+  log.debug(`pasta: ${ifname} ready in the namespace`);
+  reportReady();
+  const status = await loop.run();
+  log.debug(`exiting with status ${status}`);
+  agent.close();
+  return status;
+}
+
+/** How the agent gets into the namespaces: new ones (rootless: with a user namespace), or the target's. */
+function agentSpec(s: Config): AgentSpec {
+  const root = getuid() === 0;
+  if (s.command.length > 0) {
+    return { kind: "new", newUserns: root || s.netnsOnly ? undefined : { uid: getuid(), gid: getgid() } };
+  }
+  if (s.targetPid !== undefined) {
+    const userns = s.usernsPath ?? (s.netnsOnly ? undefined : `/proc/${s.targetPid}/ns/user`);
+    return { kind: "join", netnsPath: `/proc/${s.targetPid}/ns/net`, usernsPath: userns && !sameUserns(userns) ? userns : undefined };
+  }
+  return { kind: "join", netnsPath: s.netnsPath, usernsPath: s.usernsPath && !sameUserns(s.usernsPath) ? s.usernsPath : undefined };
+}
+
+/** True when a user namespace is our own: joining it again is refused by the kernel, and not needed. */
+function sameUserns(path: string): boolean {
+  try {
+    return readlinkSync(path) === readlinkSync("/proc/self/ns/user");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * --config-net: MTU, link up, addresses and routes, as pasta does. IPv6 link-up happens with IFF_NOARP set so
+ * that duplicate address detection does not hold the link-local address back.
+ */
+function configureNamespace(c: Config, ns: Netlink, host: Netlink, ifindex: number, nc: NetConf, h: HostAddressing): void {
+  if (nc.mtu) ns.setMtu(ifindex, nc.mtu);
+  if (nc.ip6.enabled) ns.setLinkFlags(ifindex, IFF_NOARP, IFF_NOARP);
+  ns.setLinkUp(ifindex);
+  const t4 = nc.ip4.localMode ? undefined : h.v4?.ifindex;
+  const t6 = nc.ip6.localMode ? undefined : h.v6?.ifindex;
+  if (nc.ip4.enabled) {
+    if (c.ip4.address || c.noCopyAddrs || t4 === undefined) ns.addAddress(ifindex, inanyToText(nc.ip4.addr, 0), nc.ip4.prefixLen);
+    else ns.copyAddresses(host, t4, ifindex, 4);
+    if (c.ip4.gateway || c.noCopyRoutes || t4 === undefined) ns.addDefaultRoute(ifindex, inanyToText(nc.ip4.gateway, 0));
+    else reportFailedRoutes(ns.copyRoutes(host, t4, ifindex, 4).failed);
+  }
+  if (nc.ip6.enabled) {
+    ns.setLinkLocalNoDad(ifindex);
+    ns.setLinkFlags(ifindex, 0, IFF_NOARP);
+    if (c.ip6.address || c.noCopyAddrs || t6 === undefined) {
+      if (!isUnspecified(nc.ip6.addr)) ns.addAddress(ifindex, inanyToText(nc.ip6.addr, 0), 64);
+    } else ns.copyAddresses(host, t6, ifindex, 6);
+    if (c.ip6.gateway || c.noCopyRoutes || t6 === undefined) ns.addDefaultRoute(ifindex, inanyToText(nc.ip6.gateway, 0));
+    else reportFailedRoutes(ns.copyRoutes(host, t6, ifindex, 6).failed);
+  }
+}
+
+function reportFailedRoutes(failed: readonly Error[]): void {
+  for (const e of failed) log.warn(`route not copied: ${e.message}`);
+}
+
+function isUnspecified(a: Uint8Array): boolean {
+  return a.every((b) => b === 0);
+}

@@ -1,0 +1,182 @@
+/**
+ * Frames from the guest, whichever link they came on: Ethernet, then IPv4/IPv6 validation, then the service or
+ * flow that handles them. Every frame that is truncated, malformed or of a kind orzo does not handle is counted
+ * by reason and dropped; nothing here throws on guest input.
+ *
+ * Along the way the guest's MAC and its addresses are learned from what it sends (tap-and-l2.md §6, §9), so
+ * replies reach it even before DHCP and inbound connections go to the address it really uses.
+ */
+import type { EventLoop } from "../loop.ts";
+import type { NetConf } from "../netconf.ts";
+import { PingFlows } from "../flows/ping.ts";
+import { L2Services } from "../services/l2.ts";
+import { log } from "../log.ts";
+import { ETH_HLEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, formatMac, macEqual, macIsMulticast } from "../wire/ethernet.ts";
+import { rd16 } from "../wire/bytes.ts";
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, L3Info } from "../wire/ip.ts";
+import { IP4_DST, IP4_SRC, ipv4Parse } from "../wire/ipv4.ts";
+import { IP6_DST, IP6_SRC, ipv6Parse } from "../wire/ipv6.ts";
+import { UDP_HLEN } from "../wire/udp.ts";
+import { inanyFromIPv4 } from "../wire/inany.ts";
+import type { FrameSink, Link } from "./link.ts";
+
+/** Why frames from the guest were dropped. */
+export interface IngressDrops {
+  runt: number;
+  ethertype: number;
+  ipv4Malformed: number;
+  ipv6Malformed: number;
+  fragment: number;
+  loopback: number;
+  protocol: number;
+  udpMalformed: number;
+  /** TCP and UDP flows are not handled yet by this build. */
+  unhandledL4: number;
+  icmpOff: number;
+}
+
+/** Dispatches frames from the guest to the L2 services and flows. */
+export class L2Ingress implements FrameSink {
+  /** Frames accepted, by kind. */
+  readonly counts = { frames: 0, arp: 0, ipv4: 0, ipv6: 0 };
+  /** Frames dropped, by reason. */
+  readonly drops: IngressDrops = { runt: 0, ethertype: 0, ipv4Malformed: 0, ipv6Malformed: 0, fragment: 0, loopback: 0, protocol: 0, udpMalformed: 0, unhandledL4: 0, icmpOff: 0 };
+  private readonly info = new L3Info();
+  private services: L2Services | undefined;
+  private ping: PingFlows | undefined;
+
+  constructor(private readonly nc: NetConf) {}
+
+  /** Connects the ingress to its link and loop: services reply through the link; ping flows live in the loop. */
+  attach(loop: EventLoop, link: Link, announce: boolean): void {
+    this.services = new L2Services(this.nc, link);
+    this.ping = new PingFlows(loop, this.nc, link);
+    loop.every(1000, (now) => this.services!.timer(now));
+    if (announce) this.services.announce(performance.now());
+  }
+
+  /** One frame from the guest. */
+  frame(buf: Uint8Array, addr: number, off: number, len: number, now: number): void {
+    this.counts.frames++;
+    if (len < ETH_HLEN) {
+      this.drops.runt++;
+      return;
+    }
+    this.learnMac(buf, off + ETH_SRC);
+    const type = rd16(buf, off + ETH_TYPE);
+    const l3 = off + ETH_HLEN;
+    const l3Len = len - ETH_HLEN;
+    if (type === ETHERTYPE_ARP) {
+      this.counts.arp++;
+      this.services?.arp(buf, l3, l3Len);
+    } else if (type === ETHERTYPE_IPV4) {
+      this.ipv4(buf, addr, off, l3, l3Len, now);
+    } else if (type === ETHERTYPE_IPV6) {
+      this.ipv6(buf, addr, off, l3, l3Len, now);
+    } else {
+      this.drops.ethertype++;
+    }
+  }
+
+  private ipv4(buf: Uint8Array, addr: number, frame: number, l3: number, len: number, now: number): void {
+    const info = this.info;
+    if (ipv4Parse(buf, l3, len, info) < 0) {
+      this.drops.ipv4Malformed++;
+      return;
+    }
+    if (info.fragment) {
+      this.drops.fragment++;
+      return;
+    }
+    if (buf[l3 + IP4_SRC] === 127 || buf[l3 + IP4_DST] === 127) {
+      this.drops.loopback++;
+      return;
+    }
+    this.counts.ipv4++;
+    const ip4 = this.nc.ip4;
+    const src = l3 + IP4_SRC;
+    if (!ip4.addrFixed && (buf[src] | buf[src + 1] | buf[src + 2] | buf[src + 3]) !== 0) inanyFromIPv4(ip4.addrSeen, 0, buf, src);
+    switch (info.proto) {
+      case IPPROTO_ICMP:
+        if (this.nc.noIcmp) this.drops.icmpOff++;
+        else this.ping?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
+        return;
+      case IPPROTO_UDP:
+        if (info.l4Len < UDP_HLEN) {
+          this.drops.udpMalformed++;
+          return;
+        }
+        if (rd16(buf, info.l4Off + 2) === 67) this.services?.dhcp(buf, frame, l3, info.l4Off, info.l4Len);
+        else this.drops.unhandledL4++;
+        return;
+      case IPPROTO_TCP:
+        this.drops.unhandledL4++;
+        return;
+      default:
+        this.drops.protocol++;
+    }
+  }
+
+  private ipv6(buf: Uint8Array, addr: number, frame: number, l3: number, len: number, now: number): void {
+    const info = this.info;
+    if (ipv6Parse(buf, l3, len, info) < 0) {
+      this.drops.ipv6Malformed++;
+      return;
+    }
+    if (isLoopback6(buf, l3 + IP6_SRC) || isLoopback6(buf, l3 + IP6_DST)) {
+      this.drops.loopback++;
+      return;
+    }
+    this.counts.ipv6++;
+    this.learnAddress6(buf, l3 + IP6_SRC);
+    switch (info.proto) {
+      case IPPROTO_ICMPV6:
+        if (this.services?.ndp(buf, l3, info.l4Off, info.l4Len, now)) return;
+        if (this.nc.noIcmp) this.drops.icmpOff++;
+        else this.ping?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
+        return;
+      case IPPROTO_UDP:
+        if (info.fragment || info.l4Len < UDP_HLEN) {
+          this.drops.udpMalformed++;
+          return;
+        }
+        if (rd16(buf, info.l4Off + 2) === 547) this.services?.dhcpv6(buf, frame, l3, info.l4Off, info.l4Len);
+        else this.drops.unhandledL4++;
+        return;
+      case IPPROTO_TCP:
+        this.drops.unhandledL4++;
+        return;
+      default:
+        this.drops.protocol++;
+    }
+  }
+
+  /** The guest's MAC follows the source of its frames (multicast sources are bogus and ignored). */
+  private learnMac(buf: Uint8Array, off: number): void {
+    const mac = this.nc.guestMac;
+    if (macIsMulticast(buf, off) || macEqual(buf, off, mac, 0)) return;
+    mac.set(buf.subarray(off, off + 6));
+    log.debug(`guest MAC is now ${formatMac(mac, 0)}`);
+  }
+
+  /** A link-local source is the guest's link-local address; a global one its address, unless -a fixed it. */
+  private learnAddress6(buf: Uint8Array, off: number): void {
+    const ip6 = this.nc.ip6;
+    if (isUnspecified6(buf, off)) return;
+    if (buf[off] === 0xfe && (buf[off + 1] & 0xc0) === 0x80) {
+      ip6.addrLinkLocalSeen.set(buf.subarray(off, off + 16));
+    } else if (!ip6.addrFixed && (buf[off] & 0xe0) === 0x20) {
+      ip6.addrSeen.set(buf.subarray(off, off + 16));
+    }
+  }
+}
+
+function isUnspecified6(buf: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 16; i++) if (buf[off + i] !== 0) return false;
+  return true;
+}
+
+function isLoopback6(buf: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 15; i++) if (buf[off + i] !== 0) return false;
+  return buf[off + 15] === 1;
+}
