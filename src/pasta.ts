@@ -26,7 +26,11 @@ import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, SOCK_CLOEXEC
 import { getgid, getuid } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
+import { TcpListeners } from "./flows/tcp_listen.ts";
 import { readlinkSync } from "node:fs";
+
+/** How long connections may go on draining after the command exited. */
+const EXIT_DRAIN_MS = 2000;
 
 /** Runs pasta mode to the end; returns the exit status. */
 export async function runPasta(config: Config, argv: readonly string[]): Promise<number> {
@@ -57,12 +61,16 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   });
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
   ingress.attach(loop, tap, config.configNet);
+  const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, config.freebind);
+  tcpListeners.listenAll(config.forward.tcpIn);
   loop.onFlush((now) => {
     flows.defer(now, false);
     tap.flush();
   });
   loop.every(1000, (now) => flows.defer(now, true));
 
+  let exitStatus = -1;
+  let exitDeadline = 0;
   loop.on(EpollType.NS_AGENT, () => {
     const events = agent.takeEvents();
     if (events === null) {
@@ -73,8 +81,13 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
     for (const e of events) {
       if (e.event !== "exit") continue;
       log.debug(`command exited with status ${e.status}`);
-      loop.stop(e.status);
+      exitStatus = e.status;
+      exitDeadline = performance.now() + EXIT_DRAIN_MS;
     }
+  });
+  // Connections the command left behind still carry its last bytes: let them finish (briefly) before exiting.
+  loop.onFlush((now) => {
+    if (exitStatus >= 0 && (flows.count === 0 || now >= exitDeadline)) loop.stop(exitStatus);
   });
   loop.add(EpollType.NS_AGENT, agent.sock, 0, EPOLLIN | EPOLLRDHUP);
 
@@ -86,6 +99,7 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   log.debug(`pasta: ${ifname} ready in the namespace`);
   reportReady();
   const status = await loop.run();
+  log.debug(`tcp ${JSON.stringify(ingress.tcp?.stats)}, to the guest ${JSON.stringify(ingress.tcp?.out.stats)}, link ${JSON.stringify(tap.stats)}`);
   log.debug(`exiting with status ${status}`);
   agent.close();
   return status;

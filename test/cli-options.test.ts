@@ -321,6 +321,51 @@ describe("forwarding options", () => {
     ]);
   });
 
+  test("specs become rule tables in config.forward; options not given take the mode's default", () => {
+    const pasta = run(["-t", "8080:80", "-u", "none", "-T", "22"]).forward;
+    expect(pasta.tcpIn).toMatchObject({ proto: "tcp", direction: "in", mode: "spec" });
+    expect(pasta.tcpIn.rules).toMatchObject([{ first: 8080, last: 8080, toFirst: 80, dualStack: true }]);
+    expect(pasta.udpIn).toEqual({ proto: "udp", direction: "in", mode: "none", rules: [] });
+    expect(pasta.tcpOut.rules).toMatchObject([{ first: 22, last: 22, ifname: "lo", scan: false }]);
+    expect(pasta.udpOut.mode).toBe("auto");
+    expect(pasta.udpOut.rules.every((r) => r.scan && r.weak && r.ifname === "lo")).toBe(true);
+
+    const passt = run(["passt", "-u", "53"]).forward;
+    expect([passt.tcpIn.mode, passt.udpIn.mode, passt.tcpOut.mode, passt.udpOut.mode]).toEqual([
+      "none", "spec", "none", "none",
+    ]);
+  });
+
+  test("-4/-6 pick the wildcard's IP version; --no-tcp/--no-udp leave their tables empty", () => {
+    const v4 = run(["-4", "-t", "80:10.0.0.1"]).forward.tcpIn.rules[0];
+    const any4 = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 0, 0]);
+    const target = Uint8Array.from([...any4.subarray(0, 12), 10, 0, 0, 1]);
+    expect(v4).toMatchObject({ dualStack: false, listenAddr: any4, targetAddr: target });
+    expect(run(["-6", "-t", "80"]).forward.tcpIn.rules[0].listenAddr).toEqual(new Uint8Array(16));
+    const noTcp = run(["--no-tcp", "-t", "none"]).forward;
+    expect([noTcp.tcpIn.mode, noTcp.tcpOut.mode, noTcp.udpIn.mode]).toEqual(["none", "none", "auto"]);
+    expect(run(["--no-udp"]).forward.udpOut.rules).toEqual([]);
+  });
+
+  test("malformed or conflicting specs are refused with the option and the spec", () => {
+    refuses([
+      [["-t", "70000"], "invalid value for -t: port '70000' is out of range (1-65535)"],
+      [["--tcp-ports", "80,8080-80"], "invalid value for -t: '80,8080-80': range '8080-80' ends before it starts"],
+      [
+        ["-U", "*/53"],
+        "invalid value for -U: '*/53': -U takes no listening address: it listens on 'lo' in the namespace",
+      ],
+      [["passt", "-u", "auto"], "invalid value for -u: 'auto' is for pasta mode only"],
+      [
+        ["-6", "-t", "10.0.0.1/80"],
+        "invalid value for -t: '10.0.0.1/80': 10.0.0.1 is an IPv4 address but IPv4 is disabled",
+      ],
+      [["-t", "80", "--no-tcp"], "option '--tcp-ports' conflicts with '--no-tcp'"],
+      [["-U", "53", "--no-udp"], "option '--udp-ns' conflicts with '--no-udp'"],
+      [["-t", "80-90", "-t", "85"], "invalid value for -t: '85': rule *:85 => 85 overlaps rule *:80-90 => 80-90"],
+    ]);
+  });
+
   test("splicing: --no-splice, --splice-only, --host-lo-to-ns-lo", () => {
     accepts([
       [[], { noSplice: false, spliceOnly: false, hostLoToNsLo: false }],

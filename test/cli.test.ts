@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { renderHelp } from "../src/cli/commands.ts";
 import { detectMode, invokedProgram, parseCommandLine, type Config, type Invocation } from "../src/cli/config.ts";
 import { CliError } from "../src/cli/errors.ts";
+import { parseForwardConfig } from "../src/fwd/rules.ts";
 import {
   flag,
   multiple,
@@ -52,6 +53,15 @@ const PASTA_DEFAULTS: Config = {
   udpPorts: [],
   tcpNs: [],
   udpNs: [],
+  // pasta's default, auto for all four, excludes the ephemeral range this host reads.
+  forward: parseForwardConfig({
+    specs: { "-t": ["auto"], "-u": ["auto"], "-T": ["auto"], "-U": ["auto"] },
+    pasta: true,
+    ipv4: true,
+    ipv6: true,
+    noTcp: false,
+    noUdp: false,
+  }),
   noSplice: false,
   spliceOnly: false,
   hostLoToNsLo: false,
@@ -423,6 +433,14 @@ describe("process", () => {
     [["-I", "x".repeat(16)], `orzo: invalid value for -I: '${"x".repeat(16)}' is longer than 15 bytes`],
     [["-t", ""], "orzo: invalid value for -t: empty port specification"],
     [["passt", "-T", "80"], "orzo: option '-T' is for pasta mode only"],
+    [["pasta", "-t", "70000", "--", "true"], "orzo: invalid value for -t: port '70000' is out of range (1-65535)"],
+    [["-u", "1-3:5-8", "true"], "orzo: invalid value for -u: '1-3:5-8' maps ranges of different lengths"],
+    [
+      ["-T", "1.2.3.4/80", "true"],
+      "orzo: invalid value for -T: '1.2.3.4/80': -T takes no listening address: it listens on 'lo' in the namespace",
+    ],
+    [["passt", "-t", "auto"], "orzo: invalid value for -t: 'auto' is for pasta mode only"],
+    [["-t", "80", "-t", "none"], "orzo: invalid value for -t: 'none' conflicts with the rules given before it"],
     [["-H", "two\nlines"], "orzo: invalid value for -H: 'two\\x0alines' is not a valid host name"],
   ];
   for (const [args, line] of errorCases) {

@@ -3,6 +3,7 @@
  * them, folded from the parsed options (later values win, per IP version where pasta keeps one per version) and
  * checked for combinations pasta refuses. Defaults that depend on the host are applied later, by resolveNetConf.
  */
+import { parseForwardConfig, type ForwardConfig } from "../fwd/rules.ts";
 import { CliError, conflicting } from "./errors.ts";
 import type { Mode, ParsedOptions } from "./options.ts";
 import type { GuestAddress, IpAddress } from "./values.ts";
@@ -86,6 +87,8 @@ export interface NetworkConfig {
   readonly tcpNs: readonly string[];
   /** pasta -U: namespace-to-host UDP forwarding specs. */
   readonly udpNs: readonly string[];
+  /** The four spec lists parsed into rule tables, defaults applied (pasta: auto; passt: none). */
+  readonly forward: ForwardConfig;
   /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
   readonly noSplice: boolean;
   /** pasta --splice-only: no tap device, loopback forwarding only. */
@@ -209,6 +212,19 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     udpPorts: options.udpPorts ?? [],
     tcpNs: options.tcpNs ?? [],
     udpNs: options.udpNs ?? [],
+    forward: parseForwardConfig({
+      specs: {
+        "-t": options.tcpPorts ?? [],
+        "-u": options.udpPorts ?? [],
+        "-T": options.tcpNs ?? [],
+        "-U": options.udpNs ?? [],
+      },
+      pasta,
+      ipv4: options.ipv6Only !== true,
+      ipv6: options.ipv4Only !== true,
+      noTcp: options.noTcp === true,
+      noUdp: options.noUdp === true,
+    }),
     noSplice,
     spliceOnly,
     hostLoToNsLo: spliceOnly || options.hostLoToNsLo === true,

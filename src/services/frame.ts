@@ -50,11 +50,19 @@ export function commitUdp4(
   link: Link, nc: NetConf, at: number, dstMac: Uint8Array, dstMacOff: number, dst4: Uint8Array, dst4Off: number,
   sport: number, dport: number, payloadLen: number,
 ): void {
+  commitUdp4From(link, nc, at, nc.ip4.ourTapAddr, INANY_V4_OFF, dstMac, dstMacOff, dst4, dst4Off, sport, dport, payloadLen);
+}
+
+/** commitUdp4 from the 4-byte source address at src4[src4Off] instead of our tap address (UDP flows). */
+export function commitUdp4From(
+  link: Link, nc: NetConf, at: number, src4: Uint8Array, src4Off: number, dstMac: Uint8Array, dstMacOff: number,
+  dst4: Uint8Array, dst4Off: number, sport: number, dport: number, payloadLen: number,
+): void {
   const b = link.out.bytes;
   const ip = at + ETH_HLEN;
   const udp = ip + IP4_HLEN;
   ethEmit(b, at, dstMac, dstMacOff, nc.ourMac, 0, ETHERTYPE_IPV4);
-  ipv4Emit(b, ip, nc.ip4.ourTapAddr, INANY_V4_OFF, dst4, dst4Off, IPPROTO_UDP, UDP_HLEN + payloadLen);
+  ipv4Emit(b, ip, src4, src4Off, dst4, dst4Off, IPPROTO_UDP, UDP_HLEN + payloadLen);
   udpEmit(b, udp, sport, dport, payloadLen);
   udpSetChecksum4(b, ip, udp, UDP_HLEN + payloadLen);
   link.commit(UDP4_DATA + payloadLen);
@@ -69,11 +77,19 @@ export function commitUdp6(
   link: Link, nc: NetConf, at: number, mac: Uint8Array, macOff: number, dst: Uint8Array, dstOff: number,
   sport: number, dport: number, payloadLen: number, flowLabel: number,
 ): void {
+  commitUdp6From(link, nc, at, nc.ip6.ourTapLinkLocal, 0, mac, macOff, dst, dstOff, sport, dport, payloadLen, flowLabel);
+}
+
+/** commitUdp6 from the 16-byte source address at src[srcOff] instead of our link-local address (UDP flows). */
+export function commitUdp6From(
+  link: Link, nc: NetConf, at: number, src: Uint8Array, srcOff: number, mac: Uint8Array, macOff: number,
+  dst: Uint8Array, dstOff: number, sport: number, dport: number, payloadLen: number, flowLabel: number,
+): void {
   const b = link.out.bytes;
   const ip = at + ETH_HLEN;
   const udp = ip + IP6_HLEN;
   ethEmit(b, at, ipv6DstMac(dst, dstOff, mac, macOff), 0, nc.ourMac, 0, ETHERTYPE_IPV6);
-  ipv6Emit(b, ip, nc.ip6.ourTapLinkLocal, 0, dst, dstOff, IPPROTO_UDP, UDP_HLEN + payloadLen, flowLabel);
+  ipv6Emit(b, ip, src, srcOff, dst, dstOff, IPPROTO_UDP, UDP_HLEN + payloadLen, flowLabel);
   udpEmit(b, udp, sport, dport, payloadLen);
   udpSetChecksum6(b, ip, udp, UDP_HLEN + payloadLen);
   link.commit(UDP6_DATA + payloadLen);

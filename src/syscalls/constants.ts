@@ -53,6 +53,7 @@ export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_RECVERR = 25;
 export const IPV6_V6ONLY = 26;
 export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
 export const IPV6_FREEBIND = 78;
 
 /** Netlink: the routing protocol, and SOL_NETLINK options (acks without the request, error text, strict dumps). */

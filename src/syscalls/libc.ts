@@ -46,6 +46,7 @@ const SIGNATURES = {
   pipe2: { args: ["ptr", "i32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
+  memmove: { args: ["ptr", "ptr", "u64"], returns: "ptr" },
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
   // event sources
   epoll_create1: { args: ["i32"], returns: "i32" },

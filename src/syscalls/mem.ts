@@ -5,7 +5,15 @@
  * not keep the array alive; a Mem holds both, so hot paths pass `mem.addr + offset` with no call and no
  * allocation, and the memory lives as long as the Mem.
  */
-import { addressOf } from "./libc.ts";
+import { addressOf, libc } from "./libc.ts";
+
+/**
+ * Copies len bytes between raw addresses (memmove: the ranges may overlap). For payloads on hot paths: no view is
+ * made, and the C library copies at memory speed where a JS byte loop manages a fraction of it.
+ */
+export function copyMem(dst: number, src: number, len: number): void {
+  libc.memmove(dst, src, len);
+}
 
 /** A preallocated buffer with its address and typed views over the same bytes. */
 export class Mem {

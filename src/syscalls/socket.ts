@@ -46,6 +46,11 @@ export function listen(fd: number, backlog: number): void {
   check("listen", libc.listen(fd, backlog));
 }
 
+/** listen(2); returns 0 or -errno. */
+export function listenRaw(fd: number, backlog: number): number {
+  return ret(libc.listen(fd, backlog));
+}
+
 /** accept4(2); the peer's sockaddr goes to mem[off] when mem is given. Returns the fd or -errno. */
 export function accept4(fd: number, flags: number, mem?: Mem, off = 0): number {
   if (!mem) return ret(libc.accept4(fd, null, null, flags));

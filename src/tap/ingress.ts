@@ -9,6 +9,9 @@
 import type { EventLoop } from "../loop.ts";
 import type { NetConf } from "../netconf.ts";
 import { PingFlows } from "../flows/ping.ts";
+import { TcpFlows } from "../flows/tcp.ts";
+import { TcpTapInput } from "../flows/tcp_tap.ts";
+import { UdpFlows } from "../flows/udp.ts";
 import { L2Services } from "../services/l2.ts";
 import { log } from "../log.ts";
 import { ETH_HLEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, formatMac, macEqual, macIsMulticast } from "../wire/ethernet.ts";
@@ -44,6 +47,12 @@ export class L2Ingress implements FrameSink {
   private readonly info = new L3Info();
   private services: L2Services | undefined;
   private ping: PingFlows | undefined;
+  /** UDP flows (set by attach). */
+  udp: UdpFlows | undefined;
+  /** TCP connections (set by attach). */
+  tcp: TcpFlows | undefined;
+  /** TCP segments from the guest (set by attach). */
+  tcpInput: TcpTapInput | undefined;
 
   constructor(private readonly nc: NetConf) {}
 
@@ -51,6 +60,9 @@ export class L2Ingress implements FrameSink {
   attach(loop: EventLoop, link: Link, announce: boolean): void {
     this.services = new L2Services(this.nc, link);
     this.ping = new PingFlows(loop, this.nc, link);
+    this.udp = new UdpFlows(loop, this.nc, link);
+    this.tcp = new TcpFlows(loop, this.nc, link);
+    this.tcpInput = new TcpTapInput(this.tcp, this.nc);
     loop.every(1000, (now) => this.services!.timer(now));
     if (announce) this.services.announce(performance.now());
   }
@@ -62,12 +74,12 @@ export class L2Ingress implements FrameSink {
       this.drops.runt++;
       return;
     }
-    this.learnMac(buf, off + ETH_SRC);
     const type = rd16(buf, off + ETH_TYPE);
     const l3 = off + ETH_HLEN;
     const l3Len = len - ETH_HLEN;
     if (type === ETHERTYPE_ARP) {
       this.counts.arp++;
+      this.learnMac(buf, off + ETH_SRC);
       this.services?.arp(buf, l3, l3Len);
     } else if (type === ETHERTYPE_IPV4) {
       this.ipv4(buf, addr, off, l3, l3Len, now);
@@ -95,7 +107,9 @@ export class L2Ingress implements FrameSink {
     this.counts.ipv4++;
     const ip4 = this.nc.ip4;
     const src = l3 + IP4_SRC;
-    if (!ip4.addrFixed && (buf[src] | buf[src + 1] | buf[src + 2] | buf[src + 3]) !== 0) inanyFromIPv4(ip4.addrSeen, 0, buf, src);
+    this.learnMac(buf, frame + ETH_SRC);
+    // Only a unicast source is an address of the guest's (not 0.0.0.0 from DHCP, not multicast or broadcast).
+    if (!ip4.addrFixed && buf[src] !== 0 && buf[src] < 224) inanyFromIPv4(ip4.addrSeen, 0, buf, src);
     switch (info.proto) {
       case IPPROTO_ICMP:
         if (this.nc.noIcmp) this.drops.icmpOff++;
@@ -107,10 +121,10 @@ export class L2Ingress implements FrameSink {
           return;
         }
         if (rd16(buf, info.l4Off + 2) === 67) this.services?.dhcp(buf, frame, l3, info.l4Off, info.l4Len);
-        else this.drops.unhandledL4++;
+        else this.udp?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
         return;
       case IPPROTO_TCP:
-        this.drops.unhandledL4++;
+        this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
         return;
       default:
         this.drops.protocol++;
@@ -123,11 +137,16 @@ export class L2Ingress implements FrameSink {
       this.drops.ipv6Malformed++;
       return;
     }
+    if (info.fragment) {
+      this.drops.fragment++;
+      return;
+    }
     if (isLoopback6(buf, l3 + IP6_SRC) || isLoopback6(buf, l3 + IP6_DST)) {
       this.drops.loopback++;
       return;
     }
     this.counts.ipv6++;
+    this.learnMac(buf, frame + ETH_SRC);
     this.learnAddress6(buf, l3 + IP6_SRC);
     switch (info.proto) {
       case IPPROTO_ICMPV6:
@@ -136,15 +155,15 @@ export class L2Ingress implements FrameSink {
         else this.ping?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
         return;
       case IPPROTO_UDP:
-        if (info.fragment || info.l4Len < UDP_HLEN) {
+        if (info.l4Len < UDP_HLEN) {
           this.drops.udpMalformed++;
           return;
         }
         if (rd16(buf, info.l4Off + 2) === 547) this.services?.dhcpv6(buf, frame, l3, info.l4Off, info.l4Len);
-        else this.drops.unhandledL4++;
+        else this.udp?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
         return;
       case IPPROTO_TCP:
-        this.drops.unhandledL4++;
+        this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
         return;
       default:
         this.drops.protocol++;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /** Helpers for tests that drive child processes: waiting on output lines with a timeout. */
 
 /** Reads a child's output until a line matches (or the timeout passes); rest() returns everything read. */
@@ -31,4 +32,14 @@ export function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp,
       return text;
     },
   };
+}
+
+/** A process's resident memory in KiB (VmRSS), or 0 when it is gone. */
+export function readRss(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
 }

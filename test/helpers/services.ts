@@ -110,8 +110,9 @@ export class RecordingLink extends Link {
   /** Whether a guest is there (passt: a client connected). */
   up = true;
 
-  constructor() {
-    super(1 << 16, 64, 0);
+  /** arenaBytes: room for queued frames (the default fits one 64 KiB frame; the largest UDP datagram needs more). */
+  constructor(arenaBytes = 1 << 16, maxFrames = 64) {
+    super(arenaBytes, maxFrames, 0);
   }
 
   get connected(): boolean {

@@ -1,0 +1,551 @@
+/**
+ * TCP between the guest (tap) and host sockets, without a TCP stack: each guest connection is mirrored by one
+ * kernel socket on the host, and orzo only translates between the two (tcp.md).
+ *
+ * Theory of operation. Toward the guest, orzo invents the sequence space (an RFC 6528 style ISN) and keeps no
+ * payload buffers: bytes in the socket's receive queue from seqAckFromTap on are exactly the bytes not yet
+ * acknowledged by the guest; they are peeked (never read) and sent as segments up to the guest's MSS within its
+ * window, and dropped from the socket only when the guest acknowledges them, so a retransmission is a rewind
+ * and a new peek. From the guest, payload in sequence is written straight from the tap buffer into the socket
+ * and acknowledged as the socket takes it; the window offered to the guest is the socket's free send space, so
+ * the guest rarely sends more than the socket can take, and what arrives in order while the socket is full goes
+ * to a bounded spill buffer instead of being dropped (pasta's weak spot, tcp.md §12).
+ *
+ * Connection state is a set of event bits (TcpEvent) and condition flags (TcpFlag); the socket's epoll events
+ * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), armed
+ * lazily: acknowledgments only record progress, and an expiry that finds recent progress re-arms for the rest.
+ * Acknowledgments to the guest are batched: data marks a connection, and one ACK per marked connection goes out
+ * at the end of the loop cycle. Closed connections are freed by the flow table at the end of the cycle.
+ */
+import { EpollType, sidxFlow } from "../epoll_ref.ts";
+import type { EventLoop } from "../loop.ts";
+import type { NetConf } from "../netconf.ts";
+import type { Link } from "../tap/link.ts";
+import { CLOCK_MONOTONIC, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, MSG_DONTWAIT, MSG_NOSIGNAL, SHUT_WR, TFD_CLOEXEC, TFD_NONBLOCK } from "../syscalls/constants.ts";
+import { Errno } from "../syscalls/errno.ts";
+import { send } from "../syscalls/io.ts";
+import { Mem } from "../syscalls/mem.ts";
+import { shutdown, socketError } from "../syscalls/socket.ts";
+import { timerfdCreate, timerfdSet } from "../syscalls/timer.ts";
+import { rateLimited } from "../log.ts";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.ts";
+import { inanyIsV4 } from "../wire/inany.ts";
+import { flowEpollSet, flows } from "./epoll.ts";
+import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
+import { INACTIVITY_MS, MAX_WINDOW, RTO_INIT_MS, RTO_MAX_MS, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
+import { TcpTapOut } from "./tcp_out.ts";
+import { TcpSockIo } from "./tcp_sockio.ts";
+import { TcpEvent, TcpFlag } from "./tcp_state.ts";
+
+/** Most bytes peeked from one socket per wake-up. */
+const PEEK_MAX = 2 << 20;
+const SPILL_SIZE = 512 << 10;
+const SPILL_BUFFERS = 32;
+const SYN_LINEAR_RETRIES = 4;
+
+const resetLog = rateLimited("tcp: reset");
+
+/** Counters of the TCP path. */
+export interface TcpStats {
+  opened: number;
+  closed: number;
+  resets: number;
+  spilled: number;
+  refused: number;
+  retransmits: number;
+}
+
+/** Every tap-side TCP connection, and the socket and timer events that drive them. */
+export class TcpFlows {
+  /** Counters. */
+  readonly stats: TcpStats = { opened: 0, closed: 0, resets: 0, spilled: 0, refused: 0, retransmits: 0 };
+  /** Sequence state by flow. */
+  readonly c: TcpConns;
+  /** Frames to the guest. */
+  readonly out: TcpTapOut;
+  /** Socket primitives. */
+  readonly io = new TcpSockIo();
+  private readonly t: FlowTable;
+  private readonly spill = new TcpSpill(SPILL_SIZE, SPILL_BUFFERS);
+  private readonly spillMem: Mem[] = [];
+  private readonly peekBuf = new Mem(PEEK_MAX);
+  /** When the guest last acknowledged new data (or the timer was last armed), by flow: lazy RTO. */
+  private readonly progress: Float64Array;
+  /** Timer armed, by flow. */
+  private readonly armed: Uint8Array;
+  /** ACK owed to the guest at the end of the cycle: 1 if needed, 2 forced. */
+  private readonly ackMark: Uint8Array;
+  private readonly ackList: Int32Array;
+  private ackCount = 0;
+  private now = 0;
+
+  constructor(loop: EventLoop, private readonly nc: NetConf, link: Link) {
+    const t = (this.t = flows());
+    this.c = new TcpConns(t.capacity);
+    this.out = new TcpTapOut(nc, link, t, this.c);
+    this.progress = new Float64Array(t.capacity);
+    this.armed = new Uint8Array(t.capacity);
+    this.ackMark = new Uint8Array(t.capacity);
+    this.ackList = new Int32Array(t.capacity);
+    t.setTypeOps(FlowType.TCP, {
+      shouldFree: (f, now, timerDue) => this.shouldFree(f, now, timerDue),
+      release: (f) => this.release(f),
+    });
+    loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
+    loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
+    loop.onFlush(() => this.flushAcks());
+  }
+
+  /** The side of flow f that faces the guest. */
+  tapSide(f: number): Side {
+    return this.t.pif[2 * f + TGTSIDE] === Pif.TAP ? TGTSIDE : INISIDE;
+  }
+
+  /** The socket of flow f. */
+  sock(f: number): number {
+    return this.t.fd[2 * f + (1 - this.tapSide(f))];
+  }
+
+  /** The most payload per segment toward the guest for our MTU: MTU less headers, in whole pages above one page. */
+  ourMss(v4: boolean): number {
+    const mtu = this.nc.mtu > 0 ? this.nc.mtu : 65520;
+    const mss = mtu - (v4 ? 40 : 60);
+    return mss > 4096 ? mss - (mss % 4096) : mss;
+  }
+
+  /** Registers the socket with the events its state calls for. */
+  epoll(f: number): void {
+    flowEpollSet(EpollType.TCP, f, (1 - this.tapSide(f)) as Side);
+  }
+
+  /** Sets or clears flag bits; the epoll mask follows when STALLED or SOCK_OUT_WAIT changed. */
+  setFlags(f: number, set: number, clear: number): void {
+    const t = this.t;
+    const before = t.flags[f];
+    const after = ((before & ~clear) | set) >>> 0;
+    if (after === before) return;
+    t.flags[f] = after;
+    if ((before ^ after) & (TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.SOCK_OUT_WAIT)) this.epoll(f);
+    if (after & TcpFlag.ACK_FROM_TAP_DUE && !(before & TcpFlag.ACK_FROM_TAP_DUE)) {
+      this.progress[f] = this.now;
+      this.arm(f);
+    }
+  }
+
+  /** Owes the guest an ACK at the end of this cycle (forced: even if nothing changed). */
+  ackLater(f: number, forced: boolean): void {
+    const m = this.ackMark[f];
+    if (m === 0) this.ackList[this.ackCount++] = f;
+    if (forced || m === 0) this.ackMark[f] = forced ? 2 : Math.max(m, 1);
+  }
+
+  /** Sends the ACKs owed: window from the socket's free space, acknowledgment of everything written to it. */
+  flushAcks(): void {
+    const t = this.t;
+    const c = this.c;
+    for (let i = 0; i < this.ackCount; i++) {
+      const f = this.ackList[i];
+      const forced = this.ackMark[f] === 2;
+      this.ackMark[f] = 0;
+      if (t.type[f] !== FlowType.TCP || t.events[f] === TcpEvent.CLOSED) continue;
+      const oldWnd = c.wndToTap[f];
+      this.updateWindow(f);
+      if (!forced && c.seqAckToTap[f] === c.seqFromTap[f] && c.wndToTap[f] === oldWnd) continue;
+      c.seqAckToTap[f] = c.seqFromTap[f];
+      this.out.flags(f, this.tapSide(f), TCP_ACK);
+    }
+    this.ackCount = 0;
+  }
+
+  /** Recomputes the window offered to the guest. */
+  updateWindow(f: number): void {
+    const c = this.c;
+    let w = this.io.sendSpace(this.sock(f)) - c.spillLen[f];
+    if (w < 0) w = 0;
+    const max = 65535 * (1 << c.wsToTap[f]);
+    c.wndToTap[f] = Math.min(w, max, MAX_WINDOW);
+    // A mostly full socket: have EPOLLOUT tell us when it drained (the kernel signals at a third free or so),
+    // so the guest hears of the space at once instead of probing for it after its persist timer.
+    if (w < this.io.lastSndbuf / 4) this.setFlags(f, TcpFlag.SOCK_OUT_WAIT, 0);
+  }
+
+  // --- socket side -------------------------------------------------------------------------------------------
+
+  /** Events on a connection's socket. */
+  sockEvent(f: number, events: number, now: number): void {
+    const t = this.t;
+    this.now = now;
+    const ev = t.events[f];
+    if (t.type[f] !== FlowType.TCP || ev === TcpEvent.CLOSED) return;
+    if (ev === TcpEvent.TAP_SYN_RCVD) {
+      if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) this.connectDone(f);
+      return;
+    }
+    if (events & EPOLLERR) {
+      this.reset(f, `socket error ${socketError(this.sock(f))}`);
+      return;
+    }
+    if (!(ev & TcpEvent.ESTABLISHED)) return;
+    if (events & EPOLLOUT) this.drainSpill(f);
+    if (events & (EPOLLRDHUP | EPOLLHUP) && !(t.events[f] & TcpEvent.SOCK_FIN_RCVD)) {
+      t.events[f] |= TcpEvent.SOCK_FIN_RCVD;
+      this.epoll(f);
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) this.sockToTap(f);
+    this.maybeClose(f);
+  }
+
+  /** A non-blocking connect finished: SYN-ACK to the guest, or RST when it failed. */
+  private connectDone(f: number): void {
+    const err = socketError(this.sock(f));
+    if (err !== 0) {
+      this.stats.refused++;
+      this.reset(f, `connect failed: errno ${err}`);
+      return;
+    }
+    this.synAckToTap(f);
+  }
+
+  /** Answers the guest's SYN once the host side is connected. */
+  synAckToTap(f: number): void {
+    const t = this.t;
+    const c = this.c;
+    const isn = c.seqToTap[f];
+    const ts = this.tapSide(f);
+    this.out.syn(f, ts, TCP_ACK, isn, this.ourMss(isV4(t, f, ts)));
+    c.seqToTap[f] = c.seqAckFromTap[f] = seqAdd(isn, 1);
+    t.events[f] = TcpEvent.TAP_SYN_RCVD | TcpEvent.TAP_SYN_ACK_SENT;
+    this.epoll(f);
+    this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE, 0);
+  }
+
+  /**
+   * Sends socket data the guest has not seen, as far as its window allows; at end of stream with everything
+   * acknowledged, a FIN.
+   */
+  sockToTap(f: number): void {
+    const t = this.t;
+    const c = this.c;
+    const ev = t.events[f];
+    if (!(ev & TcpEvent.ESTABLISHED) || ev & TcpEvent.TAP_FIN_SENT) return;
+    if (seqLt(c.seqToTap[f], c.seqAckFromTap[f])) c.seqToTap[f] = c.seqAckFromTap[f];
+    const inFlight = seqSub(c.seqToTap[f], c.seqAckFromTap[f]);
+    const wnd = c.wndFromTap[f];
+    if (inFlight >= wnd) {
+      this.setFlags(f, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.ACK_FROM_TAP_DUE, 0);
+      return;
+    }
+    const want = Math.min(wnd - inFlight, PEEK_MAX);
+    const fd = this.sock(f);
+    const n = this.io.peek(fd, this.peekBuf, 0, want, inFlight);
+    if (n === -Errno.EAGAIN || n === -Errno.EINTR) {
+      if (inFlight > 0) this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
+      return;
+    }
+    if (n < 0) {
+      this.reset(f, `peek failed: errno ${-n}`);
+      return;
+    }
+    if (n === 0) {
+      t.events[f] |= TcpEvent.SOCK_FIN_RCVD;
+      if (inFlight > 0) {
+        this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
+        return;
+      }
+      c.seqAckToTap[f] = c.seqFromTap[f];
+      this.updateWindow(f);
+      this.out.flags(f, this.tapSide(f), TCP_FIN | TCP_ACK);
+      c.seqToTap[f] = seqAdd(c.seqToTap[f], 1);
+      t.events[f] |= TcpEvent.TAP_FIN_SENT;
+      this.epoll(f);
+      this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE, TcpFlag.STALLED);
+      return;
+    }
+    const ts = this.tapSide(f);
+    const mss = c.mss[f];
+    c.seqAckToTap[f] = c.seqFromTap[f];
+    this.updateWindow(f);
+    for (let p = 0; p < n; p += mss) {
+      const len = Math.min(mss, n - p);
+      this.out.segment(f, ts, p + len >= n ? TCP_ACK | TCP_PSH : TCP_ACK, c.seqToTap[f], this.peekBuf.bytes, p, len);
+      c.seqToTap[f] = seqAdd(c.seqToTap[f], len);
+    }
+    // Less than asked for: the queue is drained up to what is in flight, so wait for the next edge.
+    const stalled = n < want ? TcpFlag.STALLED : 0;
+    this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE | stalled, TcpFlag.ACK_FROM_TAP_BLOCKS | (stalled ? 0 : TcpFlag.STALLED));
+  }
+
+  /** Writes held guest data once the socket has room; then the FIN it may have been waiting behind. */
+  drainSpill(f: number): void {
+    const t = this.t;
+    const c = this.c;
+    const len = c.spillLen[f];
+    if (len > 0) {
+      const b = c.spillBuf[f];
+      const mem = this.spillMem[b];
+      const n = send(this.sock(f), mem.addr, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && n !== -Errno.EAGAIN && n !== -Errno.EINTR) {
+        this.reset(f, `send failed: errno ${-n}`);
+        return;
+      }
+      if (n > 0) {
+        mem.bytes.copyWithin(0, n, len);
+        c.spillLen[f] = len - n;
+      }
+      if (c.spillLen[f] > 0) return;
+      this.spill.give(b);
+      c.spillBuf[f] = -1;
+    }
+    this.setFlags(f, 0, TcpFlag.SOCK_OUT_WAIT);
+    if (t.events[f] & TcpEvent.TAP_FIN_RCVD && !(t.events[f] & TcpEvent.SOCK_FIN_SENT)) this.finToSock(f);
+    this.ackLater(f, false);
+  }
+
+  /** The guest closed its side and all its data is in the socket: close the socket's write side. */
+  finToSock(f: number): void {
+    shutdown(this.sock(f), SHUT_WR);
+    this.t.events[f] |= TcpEvent.SOCK_FIN_SENT;
+  }
+
+  /**
+   * Queues guest payload at addr (len bytes, starting at sequence seq) into the socket: written directly when
+   * the socket takes it, held in the spill buffer when it is momentarily full.
+   */
+  dataFromTap(f: number, addr: number, bytes: Uint8Array, off: number, len: number, seq: number): void {
+    const c = this.c;
+    const expected = c.seqFromTap[f];
+    if (seqLt(expected, seq)) {
+      this.dupAck(f);
+      return;
+    }
+    const skip = seqSub(expected, seq);
+    if (skip >= len) {
+      this.ackLater(f, true);
+      return;
+    }
+    off += skip;
+    len -= skip;
+    let written = 0;
+    if (c.spillLen[f] === 0) {
+      const n = send(this.sock(f), addr + off, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && n !== -Errno.EAGAIN && n !== -Errno.EINTR) {
+        this.reset(f, `send failed: errno ${-n}`);
+        return;
+      }
+      written = n > 0 ? n : 0;
+    }
+    if (written < len) written += this.spillIn(f, bytes, off + written, len - written);
+    c.seqFromTap[f] = seqAdd(expected, written);
+    if (written < len) this.dupAck(f);
+    else this.ackLater(f, false);
+  }
+
+  /** Holds guest data the socket could not take; returns how much was held. */
+  private spillIn(f: number, bytes: Uint8Array, off: number, len: number): number {
+    const c = this.c;
+    if (c.spillBuf[f] < 0) {
+      const b = this.spill.take();
+      if (b < 0) return 0;
+      this.spillMem[b] ??= new Mem(SPILL_SIZE);
+      c.spillBuf[f] = b;
+    }
+    const room = SPILL_SIZE - c.spillLen[f];
+    const n = Math.min(room, len);
+    this.spillMem[c.spillBuf[f]].bytes.set(bytes.subarray(off, off + n), c.spillLen[f]);
+    c.spillLen[f] += n;
+    this.stats.spilled += n;
+    this.setFlags(f, TcpFlag.SOCK_OUT_WAIT, 0);
+    return n;
+  }
+
+  /** Two identical ACKs for the next expected byte, once per gap: the guest retransmits from there. */
+  dupAck(f: number): void {
+    const c = this.c;
+    if (c.seqDupAck[f] === c.seqFromTap[f] && c.seqAckToTap[f] === c.seqFromTap[f]) return;
+    c.seqDupAck[f] = c.seqFromTap[f];
+    c.seqAckToTap[f] = c.seqFromTap[f];
+    this.updateWindow(f);
+    const ts = this.tapSide(f);
+    this.out.flags(f, ts, TCP_ACK);
+    this.out.flags(f, ts, TCP_ACK);
+  }
+
+  /**
+   * An acknowledgment (and window) from the guest: drops acknowledged bytes from the socket, rewinds on a
+   * duplicate ACK, and sends more when the window opened. pure: a segment without payload or FIN.
+   */
+  ackFromTap(f: number, ack: number, wnd: number, pure: boolean): void {
+    const t = this.t;
+    const c = this.c;
+    const before = c.seqAckFromTap[f];
+    let progress = false;
+    let rewind = false;
+    if (seqLt(before, ack) && seqLe(ack, c.seqToTap[f])) {
+      let consume = seqSub(ack, before);
+      if (t.events[f] & TcpEvent.TAP_FIN_SENT && ack === c.seqToTap[f]) {
+        consume--;
+        t.events[f] |= TcpEvent.TAP_FIN_ACKED;
+      }
+      if (consume > 0 && this.io.discardAcked(this.sock(f), consume) < 0) return;
+      c.seqAckFromTap[f] = ack;
+      c.retries[f] = 0;
+      this.progress[f] = this.now;
+      progress = true;
+      if (ack === c.seqToTap[f]) this.setFlags(f, 0, TcpFlag.ACK_FROM_TAP_DUE);
+    } else if (pure && ack === before && wnd === c.wndFromTapRaw[f] && c.seqToTap[f] !== before && c.seqDupAck[f] !== (ack ^ 0x80000000) >>> 0) {
+      // A duplicate ACK: the guest missed a segment. Resend from there, once per acknowledgment number.
+      c.seqDupAck[f] = (ack ^ 0x80000000) >>> 0;
+      rewind = true;
+    }
+    const inFlight = seqSub(c.seqToTap[f], c.seqAckFromTap[f]);
+    if (wnd === 0 && inFlight > 0) {
+      rewind = true;
+    } else {
+      const oldWnd = c.wndFromTap[f];
+      c.wndFromTapRaw[f] = wnd;
+      c.wndFromTap[f] = Math.min(wnd * (1 << c.wsFromTap[f]), MAX_WINDOW);
+      if (c.wndFromTap[f] > oldWnd) progress = true;
+    }
+    if (rewind) this.rewind(f);
+    if (progress || rewind) {
+      if (t.flags[f] & (TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS)) this.setFlags(f, 0, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS);
+      this.sockToTap(f);
+    }
+  }
+
+  /** Forgets what was sent but not acknowledged: the next peek resends it. */
+  private rewind(f: number): void {
+    const t = this.t;
+    const c = this.c;
+    if (c.seqToTap[f] === c.seqAckFromTap[f]) return;
+    this.stats.retransmits++;
+    if (t.events[f] & TcpEvent.TAP_FIN_SENT && !(t.events[f] & TcpEvent.TAP_FIN_ACKED)) t.events[f] &= ~TcpEvent.TAP_FIN_SENT;
+    c.seqToTap[f] = c.seqAckFromTap[f];
+    this.io.rewind(this.sock(f));
+    this.epoll(f);
+  }
+
+  // --- timers and closing ------------------------------------------------------------------------------------
+
+  /** Arms the connection's timer for its retransmission timeout. */
+  private arm(f: number): void {
+    const t = this.t;
+    if (this.armed[f]) return;
+    if (t.timer[f] < 0) {
+      try {
+        t.timer[f] = timerfdCreate(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+      } catch (e) {
+        this.reset(f, `no timer: ${(e as Error).message}`);
+        return;
+      }
+      flowEpollSet(EpollType.TCP_TIMER, f, INISIDE);
+    }
+    this.armed[f] = 1;
+    timerfdSet(t.timer[f], this.rto(f), 0);
+  }
+
+  /** The retransmission timeout: linear for the first SYN retries, then doubling, capped. */
+  private rto(f: number): number {
+    const r = this.c.retries[f];
+    const handshake = !(this.t.events[f] & TcpEvent.ESTABLISHED);
+    const exp = handshake ? Math.max(0, r - SYN_LINEAR_RETRIES) : r;
+    return Math.min(RTO_INIT_MS * 2 ** exp, RTO_MAX_MS);
+  }
+
+  /** The timer expired: retransmit (or give up) if the guest still owes an acknowledgment. */
+  timerEvent(f: number, now: number): void {
+    const t = this.t;
+    const c = this.c;
+    this.now = now;
+    this.armed[f] = 0;
+    if (t.type[f] !== FlowType.TCP || t.events[f] === TcpEvent.CLOSED || !(t.flags[f] & TcpFlag.ACK_FROM_TAP_DUE)) return;
+    const rto = this.rto(f);
+    const since = now - this.progress[f];
+    if (since < rto - 1) {
+      this.armed[f] = 1;
+      timerfdSet(t.timer[f], rto - since, 0);
+      return;
+    }
+    if (c.retries[f] >= TCP_MAX_RETRIES) {
+      this.reset(f, "retransmission limit");
+      return;
+    }
+    c.retries[f]++;
+    this.progress[f] = now;
+    const ev = t.events[f];
+    const ts = this.tapSide(f);
+    if (ev === TcpEvent.SOCK_ACCEPTED) {
+      this.out.syn(f, ts, 0, seqAdd(c.seqToTap[f], -1), this.ourMss(isV4(t, f, ts)));
+    } else if (ev & TcpEvent.TAP_SYN_ACK_SENT && !(ev & TcpEvent.ESTABLISHED)) {
+      this.out.syn(f, ts, TCP_ACK, seqAdd(c.seqToTap[f], -1), this.ourMss(isV4(t, f, ts)));
+    } else if (ev & TcpEvent.ESTABLISHED) {
+      if (c.seqToTap[f] === c.seqAckFromTap[f]) {
+        this.setFlags(f, 0, TcpFlag.ACK_FROM_TAP_DUE);
+        return;
+      }
+      if (c.wndFromTap[f] === 0) c.wndFromTap[f] = 1;
+      this.rewind(f);
+      this.setFlags(f, 0, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS);
+      this.sockToTap(f);
+    }
+    this.arm(f);
+  }
+
+  /** Closes cleanly once both directions are finished. */
+  maybeClose(f: number): void {
+    const ev = this.t.events[f];
+    const done = TcpEvent.TAP_FIN_SENT | TcpEvent.TAP_FIN_ACKED | TcpEvent.SOCK_FIN_SENT;
+    if ((ev & done) === done) this.closed(f);
+  }
+
+  /** Resets both sides: RST to the guest, RST to the host peer. */
+  reset(f: number, why: string): void {
+    const t = this.t;
+    if (t.events[f] === TcpEvent.CLOSED) return;
+    resetLog.debug(`TCP flow ${f}: reset (${why})`);
+    this.stats.resets++;
+    this.out.flags(f, this.tapSide(f), TCP_RST | TCP_ACK);
+    this.io.lingerZero(this.sock(f));
+    this.closed(f);
+  }
+
+  /** The guest reset the connection: reset the host side too. */
+  resetFromTap(f: number): void {
+    this.stats.resets++;
+    this.io.lingerZero(this.sock(f));
+    this.closed(f);
+  }
+
+  /** CLOSED: out of epoll and out of the tap-side hash now; fds closed at the end of the cycle. */
+  closed(f: number): void {
+    const t = this.t;
+    t.events[f] = TcpEvent.CLOSED;
+    this.epoll(f);
+    const ts = this.tapSide(f);
+    if (t.hashed[f] & (1 << ts)) t.hashRemove(f, ts);
+    t.markFree(f);
+    this.stats.closed++;
+  }
+
+  private shouldFree(f: number, now: number, timerDue: boolean): boolean {
+    if (this.t.events[f] === TcpEvent.CLOSED) return true;
+    if (timerDue && now - this.t.lastActive[f] > INACTIVITY_MS) {
+      this.reset(f, "inactivity");
+      return true;
+    }
+    return false;
+  }
+
+  private release(f: number): void {
+    const c = this.c;
+    if (c.spillBuf[f] >= 0) this.spill.give(c.spillBuf[f]);
+    c.spillBuf[f] = -1;
+    c.spillLen[f] = 0;
+    this.armed[f] = 0;
+  }
+}
+
+/** True when the flow's side ts is IPv4. */
+export function isV4(t: FlowTable, f: number, ts: Side): boolean {
+  return inanyIsV4(t.addrBytes, t.addrOffset(f, ts));
+}

@@ -1,0 +1,176 @@
+/**
+ * Inbound TCP (-t): listening sockets on the host for each forwarded port, and connections accepted on them
+ * turned into connections to the guest.
+ *
+ * An accepted connection is already established for the host peer; orzo sends a SYN to the guest from the
+ * peer's address as the guest sees it (the host's loopback appears as the --map-host-loopback address) to the
+ * guest's address and the rule's target port. Data the peer sends meanwhile waits in the socket. When the
+ * guest's SYN-ACK comes back the connection is established both ways (tcp_tap.ts).
+ */
+import { EpollType, listenPort, listenRef, listenRule } from "../epoll_ref.ts";
+import type { EventLoop } from "../loop.ts";
+import type { NetConf } from "../netconf.ts";
+import { AF_INET, AF_INET6, EPOLLIN, IPPROTO_IPV6, IPV6_V6ONLY, SO_BINDTODEVICE, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, IP_FREEBIND, IPPROTO_IP, IPV6_FREEBIND } from "../syscalls/constants.ts";
+import { Errno, errnoName } from "../syscalls/errno.ts";
+import { close } from "../syscalls/io.ts";
+import { Mem } from "../syscalls/mem.ts";
+import { sockaddrFromInany, sockaddrToInany } from "../syscalls/sockaddr.ts";
+import { accept4, bindRaw, getsocknameRaw, listenRaw, SOCKADDR_SLOT, setsockoptBytes, setsockoptInt, trySocket } from "../syscalls/socket.ts";
+import { log, rateLimited } from "../log.ts";
+import { encodeCString } from "../syscalls/strings.ts";
+import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
+import { targetPort, type ForwardTable } from "../fwd/rules.ts";
+import { flowEpollSet, flows } from "./epoll.ts";
+import { FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
+import { guestAddress, inanyIsUnicast, natInboundSource } from "./nat.ts";
+import type { TcpFlows } from "./tcp.ts";
+import type { TcpTapInput } from "./tcp_tap.ts";
+import { TcpEvent, TcpFlag } from "./tcp_state.ts";
+import { seqAdd, WS_TO_TAP } from "./tcp_conn.ts";
+
+const ACCEPTS_PER_WAKE = 64;
+const BACKLOG = 128;
+const ZERO = new Uint8Array(INANY_LEN);
+const refuseLog = rateLimited("tcp: inbound refused");
+
+/** A listening socket that could not be opened. */
+export class ListenError extends Error {}
+
+/** Listening sockets for -t, and the connections accepted on them. */
+export class TcpListeners {
+  /** Counters. */
+  readonly stats = { accepted: 0, refused: 0 };
+  /** Listening fds, for closing. */
+  readonly fds: number[] = [];
+  private readonly sa = new Mem(2 * SOCKADDR_SLOT);
+  private readonly peer = new Uint8Array(INANY_LEN);
+  private readonly local = new Uint8Array(INANY_LEN);
+  private readonly src = new Uint8Array(INANY_LEN);
+  private readonly dst = new Uint8Array(INANY_LEN);
+  private table: ForwardTable | undefined;
+
+  constructor(
+    private readonly loop: EventLoop,
+    private readonly nc: NetConf,
+    private readonly tcp: TcpFlows,
+    private readonly input: TcpTapInput,
+    private readonly freebind: boolean,
+  ) {
+    loop.on(EpollType.TCP_LISTEN, (fd, payload, _events, now) => this.accept(fd, payload, now));
+  }
+
+  /**
+   * Opens a listener for every port of every rule of the table that does not wait for a scan. A port of a
+   * normal rule that cannot be bound is an error; a weak rule fails only when none of its ports can be bound.
+   */
+  listenAll(table: ForwardTable): void {
+    this.table = table;
+    table.rules.forEach((rule, index) => {
+      if (rule.scan) return;
+      let ok = 0;
+      let lastError = "";
+      for (let port = rule.first; port <= rule.last; port++) {
+        const r = this.listenOne(rule.listenAddr, rule.dualStack, rule.ifname, port, index);
+        if (r >= 0) ok++;
+        else if (rule.weak) lastError = `port ${port}: ${errnoName(-r)}`;
+        else throw new ListenError(`cannot listen on TCP port ${port}: ${errnoName(-r)}`);
+      }
+      if (ok === 0) throw new ListenError(`cannot listen on any TCP port of ${rule.first}-${rule.last} (${lastError})`);
+    });
+  }
+
+  /** Opens one listening socket; returns its fd or -errno. */
+  listenOne(addr: Uint8Array | null, dualStack: boolean, ifname: string | null, port: number, rule: number): number {
+    const v4 = addr !== null && inanyIsV4(addr, 0);
+    const fd = trySocket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (!v4) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dualStack ? 0 : 1);
+    if (this.freebind) setsockoptInt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : IPV6_FREEBIND, 1);
+    let r = ifname ? setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, encodeCString(ifname)) : 0;
+    if (r === 0) {
+      const len = sockaddrFromInany(this.sa, 0, addr ?? ZERO, 0, port, 0);
+      r = bindRaw(fd, this.sa.addr, len);
+    }
+    if (r === 0) r = listenRaw(fd, BACKLOG);
+    if (r < 0) {
+      close(fd);
+      return r;
+    }
+    this.loop.add(EpollType.TCP_LISTEN, fd, listenRef(port, Pif.HOST, rule), EPOLLIN);
+    this.fds.push(fd);
+    return fd;
+  }
+
+  /** Connections waiting on a listener: each becomes a SYN to the guest. */
+  private accept(lfd: number, ref: number, now: number): void {
+    for (let i = 0; i < ACCEPTS_PER_WAKE; i++) {
+      const s = accept4(lfd, SOCK_NONBLOCK | SOCK_CLOEXEC, this.sa, 0);
+      if (s === -Errno.EAGAIN || s === -Errno.EINTR) return;
+      if (s < 0) {
+        refuseLog.warn(`tcp: accept failed: ${errnoName(-s)}`);
+        return;
+      }
+      this.stats.accepted++;
+      if (!this.connectGuest(s, ref, now)) {
+        this.stats.refused++;
+        this.tcp.io.lingerZero(s);
+        close(s);
+      }
+    }
+  }
+
+  private connectGuest(s: number, ref: number, now: number): boolean {
+    const peerPort = sockaddrToInany(this.sa, 0, this.peer, 0);
+    if (peerPort <= 0 || !inanyIsUnicast(this.peer, 0)) return false;
+    if (getsocknameRaw(s, this.sa, SOCKADDR_SLOT) < 0) return false;
+    const localPort = sockaddrToInany(this.sa, SOCKADDR_SLOT, this.local, 0);
+    const rule = this.table?.rules[listenRule(ref)];
+    if (rule === undefined || localPort < 0) return false;
+    const toPort = targetPort(rule, listenPort(ref));
+    const v4 = inanyIsV4(this.peer, 0);
+    if (rule.targetAddr) this.dst.set(rule.targetAddr);
+    else if (!guestAddress(this.nc, v4, this.dst, 0)) {
+      refuseLog.warn("tcp: inbound connection refused: the guest has no address yet");
+      return false;
+    }
+    if (inanyIsV4(this.dst, 0) !== v4 || !natInboundSource(this.nc, this.peer, 0, this.src, 0)) return false;
+    const t = flows();
+    const f = t.alloc();
+    if (f < 0) return false;
+    t.initiate(f, Pif.HOST, this.peer, 0, peerPort, this.local, 0, localPort);
+    t.target(f, Pif.TAP, this.src, 0, peerPort, this.dst, 0, toPort);
+    t.setType(f, FlowType.TCP);
+    t.fd[2 * f + INISIDE] = s;
+    t.lastActive[f] = now;
+    const tcp = this.tcp;
+    const c = tcp.c;
+    c.reset(f);
+    c.wsToTap[f] = WS_TO_TAP;
+    const isn = this.input.isn(f, TGTSIDE, now);
+    tcp.io.prepare(s);
+    t.events[f] = TcpEvent.SOCK_ACCEPTED;
+    t.hashInsert(f, TGTSIDE);
+    const er = flowEpollSet(EpollType.TCP, f, INISIDE);
+    t.activate(f);
+    tcp.stats.opened++;
+    if (er < 0) {
+      tcp.reset(f, `epoll: errno ${-er}`);
+      return true;
+    }
+    tcp.out.syn(f, TGTSIDE, 0, isn, tcp.ourMss(v4));
+    c.seqToTap[f] = c.seqAckFromTap[f] = seqAdd(isn, 1);
+    tcp.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE, 0);
+    log.debug(`TCP flow ${f}: inbound to port ${toPort}`);
+    return true;
+  }
+
+  /** Closes every listener. */
+  closeAll(): void {
+    for (const fd of this.fds) {
+      this.loop.remove(fd);
+      close(fd);
+    }
+    this.fds.length = 0;
+  }
+}

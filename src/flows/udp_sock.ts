@@ -1,0 +1,154 @@
+/**
+ * UDP sockets for flows and listeners: creation with the options every UDP socket gets, binding and connecting
+ * to inany addresses, and one reusable msghdr for datagrams whose source and local address matter (listeners,
+ * the error queue).
+ *
+ * Every UDP socket is non-blocking with SO_REUSEADDR (a flow socket shares its port with a listener or with
+ * another flow of the same guest port; the kernel delivers to the connected one), IP_PKTINFO/IPV6_RECVPKTINFO
+ * (a wildcard-bound socket must learn which local address a datagram reached) and IP_RECVERR/IPV6_RECVERR (ICMP
+ * errors are queued rather than lost; the queue must then be emptied, or epoll reports EPOLLERR for ever).
+ */
+import {
+  AF_INET, AF_INET6, IP_PKTINFO, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_PKTINFO, IPV6_RECVERR,
+  IPV6_RECVPKTINFO, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE, SO_ERROR, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM,
+  SOCK_NONBLOCK, SOL_SOCKET,
+} from "../syscalls/constants.ts";
+import { close, recvmsg } from "../syscalls/io.ts";
+import { Mem } from "../syscalls/mem.ts";
+import { sockaddrFromInany, sockaddrToInany } from "../syscalls/sockaddr.ts";
+import { bindRaw, connectRaw, getsockoptRaw, getsocknameRaw, setsockoptInt, trySocket } from "../syscalls/socket.ts";
+import { MSGHDR, SOCKADDR } from "../syscalls/structs.ts";
+import { copyBytes } from "../wire/bytes.ts";
+import { inanyFromIPv4, INANY_LEN } from "../wire/inany.ts";
+
+/** The IPv4 wildcard address as an inany (::ffff:0.0.0.0): binds a socket of the IPv4 family to any address. */
+export const ANY4 = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+/** The IPv6 wildcard address (::). */
+export const ANY6 = new Uint8Array(INANY_LEN);
+
+const sa = new Mem(SOCKADDR.storageSize + 8);
+const optval = new Mem(8);
+
+/**
+ * Opens a UDP socket with the options every UDP socket of orzo gets; v6only applies to IPv6 sockets (false: a
+ * dual-stack listener). Returns the fd, or -errno (the socket closed again) when any step fails.
+ */
+export function udpSocket(v4: boolean, v6only: boolean): number {
+  const fd = trySocket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return fd;
+  let r = setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (r === 0) r = v4 ? setsockoptInt(fd, IPPROTO_IP, IP_PKTINFO, 1) : setsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  if (r === 0) r = v4 ? setsockoptInt(fd, IPPROTO_IP, IP_RECVERR, 1) : setsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
+  if (r === 0 && !v4) r = setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? 1 : 0);
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+/** bind(2) to the inany at a[off] and a port; 0 or -errno. */
+export function bindInany(fd: number, a: Uint8Array, off: number, port: number): number {
+  return bindRaw(fd, sa.addr, sockaddrFromInany(sa, 0, a, off, port, 0));
+}
+
+/** connect(2) to the inany at a[off] and a port; 0 or -errno. */
+export function connectInany(fd: number, a: Uint8Array, off: number, port: number): number {
+  return connectRaw(fd, sa.addr, sockaddrFromInany(sa, 0, a, off, port, 0));
+}
+
+/** The local address of a socket into an inany at out[off]; returns the local port, or -errno. */
+export function localInany(fd: number, out: Uint8Array, off: number): number {
+  const r = getsocknameRaw(fd, sa, 0);
+  if (r < 0) return r;
+  return sockaddrToInany(sa, 0, out, off);
+}
+
+/** The pending error of a socket, cleared by reading it: a positive errno, 0 for none, or -errno on failure. */
+export function takeSocketError(fd: number): number {
+  const r = getsockoptRaw(fd, SOL_SOCKET, SO_ERROR, optval.addr, 4);
+  return r < 0 ? r : optval.view.getInt32(0, true);
+}
+
+// Layout of DatagramMsg's memory: msghdr, iovec, source sockaddr, control buffer.
+const IOV_OFF = 64;
+const NAME_OFF = 128;
+const CONTROL_OFF = NAME_OFF + SOCKADDR.storageSize;
+const CONTROL_LEN = 256;
+// struct cmsghdr: size_t cmsg_len, int cmsg_level, int cmsg_type, then the data, each aligned to 8 bytes.
+const CMSG_HDR = 16;
+// struct in_pktinfo: ifindex, spec_dst, then the header's destination address.
+const IN_PKTINFO_ADDR = 8;
+
+/** One msghdr for single datagrams with their source address and control data, reused for every call. */
+export class DatagramMsg {
+  /** Where the payload goes: len bytes at buf.addr. */
+  readonly buf: Mem;
+  private readonly mem = new Mem(CONTROL_OFF + CONTROL_LEN);
+
+  constructor(buf: Mem) {
+    this.buf = buf;
+    const m = this.mem;
+    m.setU64(IOV_OFF, buf.addr);
+    m.setU64(IOV_OFF + 8, buf.bytes.length);
+    m.setU64(MSGHDR.name, m.addr + NAME_OFF);
+    m.setU64(MSGHDR.iov, m.addr + IOV_OFF);
+    m.setU64(MSGHDR.iovlen, 1);
+    m.setU64(MSGHDR.control, m.addr + CONTROL_OFF);
+  }
+
+  /** recvmsg(2) of one datagram (flags: MSG_PEEK, MSG_ERRQUEUE...; MSG_DONTWAIT is added); length or -errno. */
+  recv(fd: number, flags: number): number {
+    const v = this.mem.view;
+    v.setUint32(MSGHDR.namelen, SOCKADDR.storageSize, true);
+    this.mem.setU64(MSGHDR.controllen, CONTROL_LEN);
+    v.setInt32(MSGHDR.flags, 0, true);
+    return recvmsg(fd, this.mem.addr, flags | MSG_DONTWAIT);
+  }
+
+  /** The last datagram's source address into an inany at out[off]; returns its port, or -1 when unknown. */
+  source(out: Uint8Array, off: number): number {
+    if (this.mem.view.getUint32(MSGHDR.namelen, true) < SOCKADDR.in4Size) return -1;
+    return sockaddrToInany(this.mem, NAME_OFF, out, off);
+  }
+
+  /**
+   * The local address the last datagram was sent to (IP_PKTINFO / IPV6_PKTINFO) into an inany at out[off];
+   * false when the control data carried none.
+   */
+  local(out: Uint8Array, off: number): boolean {
+    const m = this.mem;
+    const v = m.view;
+    const end = CONTROL_OFF + Math.min(m.getU64(MSGHDR.controllen), CONTROL_LEN);
+    let p = CONTROL_OFF;
+    while (p + CMSG_HDR <= end) {
+      const len = v.getUint32(p, true);
+      if (len < CMSG_HDR || p + len > end) return false;
+      const level = v.getInt32(p + 8, true);
+      const type = v.getInt32(p + 12, true);
+      if (level === IPPROTO_IP && type === IP_PKTINFO && len >= CMSG_HDR + 12) {
+        inanyFromIPv4(out, off, m.bytes, p + CMSG_HDR + IN_PKTINFO_ADDR);
+        return true;
+      }
+      if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && len >= CMSG_HDR + 20) {
+        copyBytes(out, off, m.bytes, p + CMSG_HDR, INANY_LEN);
+        return true;
+      }
+      p += (len + 7) & ~7;
+    }
+    return false;
+  }
+}
+
+/**
+ * Empties a socket's error queue (ICMP errors reported under IP_RECVERR) and clears its pending error, so that
+ * a level-triggered EPOLLERR stops. Returns how many errors were cleared, or -1 when there was nothing to clear
+ * (a socket that reports errors it does not have cannot be served).
+ */
+export function clearSocketErrors(fd: number, msg: DatagramMsg, maxQueued: number): number {
+  let cleared = 0;
+  while (cleared < maxQueued && msg.recv(fd, MSG_ERRQUEUE) >= 0) cleared++;
+  const err = takeSocketError(fd);
+  if (err > 0) cleared++;
+  return cleared === 0 ? -1 : cleared;
+}

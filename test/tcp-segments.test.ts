@@ -1,0 +1,167 @@
+/**
+ * TCP segments from the guest, handed to the real TCP path (flow table, event loop, host sockets) in a private
+ * network namespace, with a recording link in place of the tap: the handshake with a real listening socket,
+ * refusals, resets for segments that belong to no connection, and malformed segments dropped and counted.
+ */
+import { describe, expect, test } from "bun:test";
+import { flowTableInit } from "../src/flows/epoll.ts";
+import { TcpFlows } from "../src/flows/tcp.ts";
+import { TcpTapInput } from "../src/flows/tcp_tap.ts";
+import { EventLoop } from "../src/loop.ts";
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
+import { close, recv } from "../src/syscalls/io.ts";
+import { Mem } from "../src/syscalls/mem.ts";
+import { accept4, bind, listen, socket } from "../src/syscalls/socket.ts";
+import { rd16, rd32 } from "../src/wire/bytes.ts";
+import { ETH_HLEN, ETHERTYPE_IPV4, ethEmit } from "../src/wire/ethernet.ts";
+import { IPPROTO_TCP } from "../src/wire/ip.ts";
+import { IP4_HLEN, ipv4Emit } from "../src/wire/ipv4.ts";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, tcpEmit, tcpParse, TcpOptions, tcpParseOptions, tcpSetChecksum4, tcpChecksumOk4 } from "../src/wire/tcp.ts";
+import { inPrivateNetns } from "./helpers/private-netns.ts";
+import { CLIENT_MAC, OUR_MAC, RecordingLink, testNetConf } from "./helpers/services.ts";
+
+const GUEST = new Uint8Array([198, 51, 100, 1]);
+const GATEWAY = new Uint8Array([198, 51, 100, 254]);
+const L4 = ETH_HLEN + IP4_HLEN;
+
+/** A TCP/IPv4 frame from the guest to the gateway address (the host's loopback). */
+function segment(sport: number, dport: number, seq: number, ack: number, flags: number, payload = new Uint8Array(0), opts?: { mss?: number; ws?: number; doff?: number }): Uint8Array {
+  const hlen = 20 + (opts?.mss ? 4 : 0) + (opts?.ws !== undefined ? 4 : 0);
+  const f = new Uint8Array(L4 + hlen + payload.length);
+  ethEmit(f, 0, OUR_MAC, 0, CLIENT_MAC, 0, ETHERTYPE_IPV4);
+  ipv4Emit(f, ETH_HLEN, GUEST, 0, GATEWAY, 0, IPPROTO_TCP, hlen + payload.length, 64);
+  tcpEmit(f, L4, sport, dport, seq, ack, flags, 65535, opts?.mss ?? 0, opts?.ws ?? -1);
+  f.set(payload, L4 + hlen);
+  if (opts?.doff !== undefined) f[L4 + 12] = opts.doff << 4;
+  tcpSetChecksum4(f, ETH_HLEN, L4, hlen + payload.length);
+  return f;
+}
+
+interface Seg { flags: number; seq: number; ack: number; sport: number; dport: number; payload: number; mss: number; ws: number }
+
+function parse(frame: Uint8Array): Seg {
+  const tcpLen = rd16(frame, ETH_HLEN + 2) - IP4_HLEN;
+  expect(tcpChecksumOk4(frame, ETH_HLEN, L4, tcpLen)).toBe(true);
+  const hlen = tcpParse(frame, L4, tcpLen);
+  const o = new TcpOptions();
+  tcpParseOptions(frame, L4, hlen, o);
+  return { flags: frame[L4 + 13], seq: rd32(frame, L4 + 4), ack: rd32(frame, L4 + 8), sport: rd16(frame, L4), dport: rd16(frame, L4 + 2), payload: tcpLen - hlen, mss: o.mss, ws: o.wscale };
+}
+
+/** A TCP path over a recording link, in a private namespace for the duration of fn (synchronous). */
+function withTcp(fn: (env: { loop: EventLoop; link: RecordingLink; tcp: TcpFlows; input: TcpTapInput; send: (f: Uint8Array) => void; spin: (until: () => boolean) => void }) => void): void {
+  inPrivateNetns(() => {
+    const flows = flowTableInit(64);
+    const loop = new EventLoop();
+    const link = new RecordingLink(1 << 20, 256);
+    const nc = testNetConf();
+    const tcp = new TcpFlows(loop, nc, link);
+    const input = new TcpTapInput(tcp, nc);
+    const mem = new Mem(70000);
+    const send = (f: Uint8Array) => {
+      mem.bytes.set(f, 0);
+      input.fromTap(mem.bytes, mem.addr, ETH_HLEN, L4, f.length - L4, false, performance.now());
+      tcp.flushAcks();
+    };
+    const spin = (until: () => boolean) => {
+      for (let i = 0; i < 200 && !until(); i++) {
+        loop.runOnce(10);
+        tcp.flushAcks();
+        flows.defer(performance.now(), false);
+      }
+    };
+    try {
+      fn({ loop, link, tcp, input, send, spin });
+    } finally {
+      flows.forEachActive((f) => flows.markFree(f));
+      flows.defer(performance.now(), false);
+      loop.close();
+    }
+  });
+}
+
+describe("TCP from the guest", () => {
+  test("handshake with a real listener: SYN-ACK with options only after connect, data reaches the socket, FIN closes", () => {
+    withTcp(({ link, send, spin }) => {
+      const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      bind(lfd, { family: "ipv4", address: "127.0.0.1", port: 7001 });
+      listen(lfd, 4);
+      send(segment(40000, 7001, 1000, 0, TCP_SYN, undefined, { mss: 1460, ws: 7 }));
+      let frames: Uint8Array[] = [];
+      spin(() => (frames = frames.concat(link.take())).length > 0);
+      const synAck = parse(frames[0]);
+      expect(synAck.flags).toBe(TCP_SYN | TCP_ACK);
+      expect(synAck.ack).toBe(1001);
+      expect(synAck.sport).toBe(7001);
+      expect(synAck.dport).toBe(40000);
+      expect(synAck.mss).toBe(61440);
+      expect(synAck.ws).toBe(8);
+      const isn = synAck.seq;
+      const hello = new TextEncoder().encode("hello, host");
+      send(segment(40000, 7001, 1001, isn + 1, TCP_ACK | TCP_PSH, hello));
+      const acks = link.take().map(parse);
+      expect(acks.at(-1)!.ack).toBe(1001 + hello.length);
+      const conn = accept4(lfd, 0);
+      expect(conn).toBeGreaterThanOrEqual(0);
+      const buf = new Mem(64);
+      expect(recv(conn, buf.addr, 64, 0)).toBe(hello.length);
+      expect(new TextDecoder().decode(buf.bytes.subarray(0, hello.length))).toBe("hello, host");
+      send(segment(40000, 7001, 1001 + hello.length, isn + 1, TCP_ACK | TCP_FIN));
+      expect(link.take().map(parse).at(-1)!.ack).toBe(1002 + hello.length);
+      expect(recv(conn, buf.addr, 64, 0)).toBe(0);
+      close(conn);
+      let fin: Seg | undefined;
+      spin(() => (fin = link.take().map(parse).find((s) => s.flags & TCP_FIN)) !== undefined);
+      expect(fin!.flags & TCP_ACK).toBe(TCP_ACK);
+      expect(fin!.seq).toBe(isn + 1);
+      close(lfd);
+    });
+  });
+
+  test("a SYN to a closed port gets RST|ACK acknowledging it", () => {
+    withTcp(({ link, send, spin, tcp }) => {
+      send(segment(40001, 7002, 5000, 0, TCP_SYN, undefined, { mss: 1460 }));
+      let frames: Uint8Array[] = [];
+      spin(() => (frames = frames.concat(link.take())).length > 0);
+      const rst = parse(frames[0]);
+      expect(rst.flags).toBe(TCP_RST | TCP_ACK);
+      expect(rst.ack).toBe(5001);
+      expect(tcp.stats.refused).toBe(1);
+    });
+  });
+
+  test("segments for no connection are answered with RST (never for a RST), per RFC 9293", () => {
+    withTcp(({ link, send, input }) => {
+      send(segment(40002, 7003, 100, 123456, TCP_ACK));
+      const a = link.take().map(parse);
+      expect(a.length).toBe(1);
+      expect(a[0].flags).toBe(TCP_RST);
+      expect(a[0].seq).toBe(123456);
+      send(segment(40002, 7003, 100, 0, TCP_PSH, new Uint8Array(10)));
+      const b = link.take().map(parse);
+      expect(b[0].flags).toBe(TCP_RST | TCP_ACK);
+      expect(b[0].ack).toBe(110);
+      send(segment(40002, 7003, 100, 0, TCP_RST));
+      expect(link.take().length).toBe(0);
+      expect(input.drops.noConnection).toBe(2);
+    });
+  });
+
+  test("malformed segments are dropped and counted, never thrown on", () => {
+    withTcp(({ link, send, input }) => {
+      send(segment(40003, 7004, 1, 0, TCP_SYN, undefined, { doff: 2 }));
+      send(segment(40003, 7004, 1, 0, TCP_SYN, undefined, { doff: 15 }));
+      const badOpt = segment(40003, 7004, 1, 0, TCP_SYN, undefined, { mss: 1460 });
+      badOpt[L4 + 21] = 0; // option length 0
+      send(badOpt);
+      expect(input.drops.malformed).toBe(3);
+      const zeroPort = segment(0, 7004, 1, 0, TCP_SYN);
+      send(zeroPort);
+      expect(input.drops.badAddress).toBe(1);
+      expect(link.take().length).toBe(0);
+      // Every flag combination on a connection-less segment: RSTs or nothing, never a throw.
+      for (let flags = 0; flags < 256; flags++) send(segment(40004, 7005, flags * 7, flags * 11, flags & ~TCP_SYN, new Uint8Array(flags & 3)));
+      for (const s of link.take().map(parse)) expect(s.flags & TCP_RST).toBe(TCP_RST);
+    });
+  });
+});
