@@ -27,6 +27,8 @@ import { getgid, getuid } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
+import { TcpSplice } from "./flows/tcp_splice.ts";
+import { Pif } from "./flows/flow.ts";
 import { readlinkSync } from "node:fs";
 
 /** How long connections may go on draining after the command exited. */
@@ -61,8 +63,12 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   });
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
   ingress.attach(loop, tap, config.configNet);
-  const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, config.freebind);
-  tcpListeners.listenAll(config.forward.tcpIn);
+  const splice = new TcpSplice(loop, ingress.tcp!.io, agent);
+  const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, {
+    freebind: config.freebind, ns: agent, splice, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo,
+  });
+  tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
+  tcpListeners.listenAll(config.forward.tcpOut, Pif.SPLICE);
   loop.onFlush((now) => {
     flows.defer(now, false);
     tap.flush();

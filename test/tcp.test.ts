@@ -282,3 +282,74 @@ describe("-t port specifications", () => {
     }
   });
 });
+
+describe("spliced loopback connections", () => {
+  for (const v6 of [false, true]) {
+    const lo = v6 ? "::1" : "127.0.0.1";
+    const ip = v6 ? "IPv6" : "IPv4";
+    for (const size of ["5k", "100m"]) {
+      test(`${ip} host loopback to namespace over -t: ${size}`, async () => {
+        const port = nextPort++;
+        const out = join(tmp, `sha-${port}`);
+        const ready = join(tmp, `ready-${port}`);
+        const ns = pasta(["-d", "-t", String(port)], inNsListening(`socat -u TCP${v6 ? 6 : 4}-LISTEN:${port} SYSTEM:'sha256sum > ${out}'`, port, ready));
+        expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
+        const c = await host.run(["socat", "-u", `OPEN:${files[size].path}`, `TCP${v6 ? 6 : 4}:${v6 ? "[::1]" : lo}:${port}`], { timeoutMs: 60_000 });
+        expect(c.code).toBe(0);
+        const r = await ns;
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain("(TCP_SPLICE)");
+        expect(sha(out)).toBe(files[size].sha);
+      });
+
+      test(`${ip} namespace loopback to host over -T: ${size}`, async () => {
+        const port = nextPort++;
+        const server = await shaServer("host", v6, port, v6 ? "[::1]" : lo);
+        const r = await pasta(["-d", "-T", String(port)], `socat -u OPEN:${files[size].path} TCP${v6 ? 6 : 4}:${v6 ? "[::1]" : lo}:${port}`);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain("(TCP_SPLICE)");
+        await server.done;
+        expect(sha(server.out)).toBe(files[size].sha);
+      });
+    }
+  }
+
+  test("half-close carries across the splice both ways", async () => {
+    const port = nextPort++;
+    const reply = files["5k"];
+    const server = host.spawn(["socat", `TCP4-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `SYSTEM:cat >/dev/null; cat ${reply.path}`]);
+    await listening("host", port);
+    const r = await pasta(["-T", String(port)], `socat -t 10 - TCP4:127.0.0.1:${port} < ${files["2k"].path} | sha256sum`);
+    expect(r.stdout.split(" ")[0]).toBe(reply.sha);
+    server.kill();
+
+    const port2 = nextPort++;
+    const ready = join(tmp, `ready-${port2}`);
+    const ns = pasta(["-t", String(port2)], inNsListening(`socat TCP4-LISTEN:${port2} SYSTEM:'cat >/dev/null; cat ${reply.path}'`, port2, ready));
+    expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
+    const c = await host.run(["sh", "-c", `socat -t 10 - TCP4:127.0.0.1:${port2} < ${files["2k"].path} | sha256sum`]);
+    expect(c.stdout.split(" ")[0]).toBe(reply.sha);
+    expect((await ns).code).toBe(0);
+  });
+
+  test("a receiver that stops and resumes reading loses nothing", async () => {
+    const port = nextPort++;
+    const bytes = 400 << 10;
+    const reader = host.spawn([bun, peer, "slow-reader", String(port), String(bytes)]);
+    await listening("host", port);
+    const r = await pasta(["-T", String(port)], `socat -u OPEN:${files["400k"].path} TCP4:127.0.0.1:${port}`);
+    expect(r.code).toBe(0);
+    const out = JSON.parse((await new Response(reader.stdout as ReadableStream).text()).trim().split("\n").at(-1)!) as { total: number; sha256: string };
+    expect(out).toEqual({ total: bytes, sha256: files["400k"].sha });
+  });
+
+  test("200 parallel spliced connections complete intact", async () => {
+    const port = nextPort++;
+    const server = host.spawn([bun, peer, "echo-server", String(port)]);
+    await listening("host", port);
+    const r = await pasta(["-T", String(port)], `${bun} ${peer} parallel 127.0.0.1 ${port} 200 50000`);
+    server.kill();
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ ok: 200, n: 200 });
+  });
+});

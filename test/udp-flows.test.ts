@@ -318,7 +318,7 @@ describe("UDP flows from listening sockets", () => {
         r.send(guestFrame(GUEST4, 7001, GATEWAY4, 6200, text("back")));
         expect(expectDatagram(a).from).toEqual({ address: "127.0.0.1", port: 6001 });
 
-        r.udp.inboundPort = () => -1;
+        r.udp.inboundTarget = () => -1;
         const b = new UdpPeer("127.0.0.1", 6201);
         b.sendTo("127.0.0.1", 6001, text("no rule"));
         const deadline = performance.now() + 2000;
@@ -329,6 +329,39 @@ describe("UDP flows from listening sockets", () => {
         r.udp.unlisten(fd);
       } finally {
         a.close();
+        r.close();
+      }
+    });
+  });
+
+  test("a rule's target address replaces the guest's; one of the other IP version is refused", () => {
+    inPrivateNetns(() => {
+      const r = rig();
+      const a = new UdpPeer("127.0.0.1", 6400);
+      const b = new UdpPeer("127.0.0.1", 6401);
+      try {
+        const fd = r.udp.listenSocket(null, true, 6002, 7);
+        expect(fd).toBeGreaterThan(0);
+        r.udp.inboundTarget = (rule, port, _pif, addr) => {
+          addr.set(ip(port === 6002 && rule === 7 && a.port === 6400 ? "198.51.100.77" : "::1"));
+          return 7002;
+        };
+        a.sendTo("127.0.0.1", 6002, text("to .77"));
+        const [f] = r.frames(1);
+        expect([f.src, f.sport, f.dst, f.dport]).toEqual([GATEWAY4, 6400, "198.51.100.77", 7002]);
+        r.udp.inboundTarget = (_rule, _port, _pif, addr) => {
+          addr.set(ip("2001:db8:1::77"));
+          return 7002;
+        };
+        b.sendTo("127.0.0.1", 6002, text("to v6"));
+        const deadline = performance.now() + 2000;
+        while (r.udp.stats.dropped === 0 && performance.now() < deadline) r.loop.runOnce(10);
+        expect(r.udp.stats.dropped).toBe(1);
+        expect(flows().count).toBe(1);
+        r.udp.unlisten(fd);
+      } finally {
+        a.close();
+        b.close();
         r.close();
       }
     });

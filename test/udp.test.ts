@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { TestHost, TOPOLOGY, waitFor } from "./helpers/netns.ts";
+import { replyPattern } from "./fixtures/udp-reply.ts";
 
 const OWN_ADDRESSES = ["-a", "10.0.2.15/24", "-g", "10.0.2.2", "-a", "fd00::15/64", "-g", "fd00::2"];
 const ECHO4 = 7004;
@@ -67,6 +68,24 @@ describe("UDP from the namespace", () => {
       const got = readFileSync(join(tmp, name));
       expect({ name, length: got.length }).toEqual({ name, length: data.length });
       expect(Buffer.compare(got, data)).toBe(0);
+    }
+  });
+
+  test("the largest datagrams the host can send, 65,507 bytes over IPv4 and 65,527 over IPv6, reach the namespace intact", async () => {
+    const reply = join(import.meta.dir, "fixtures", "udp-reply.ts");
+    host.spawn([process.execPath, reply, "0.0.0.0", "7010", "65507"]);
+    host.spawn([process.execPath, reply, "::", "7011", "65527"]);
+    await waitForUdpPorts([7010, 7011]);
+    const r = await pasta(["--config-net", ...OWN_ADDRESSES], [
+      `echo 4 | socat -b 70000 -t 3 - UDP4:10.0.2.2:7010 > ${tmp}/big4 &`,
+      `echo 6 | socat -b 70000 -t 3 - UDP6:[${TOPOLOGY.host6}]:7011 > ${tmp}/big6 &`,
+      "wait",
+    ].join("\n"));
+    expect(r.stderr).toBe("");
+    for (const [name, size] of [["big4", 65507], ["big6", 65527]] as const) {
+      const got = readFileSync(join(tmp, name));
+      expect({ name, length: got.length }).toEqual({ name, length: size });
+      expect(Buffer.compare(got, replyPattern(size))).toBe(0);
     }
   });
 

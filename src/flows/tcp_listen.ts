@@ -7,7 +7,7 @@
  * guest's address and the rule's target port. Data the peer sends meanwhile waits in the socket. When the
  * guest's SYN-ACK comes back the connection is established both ways (tcp_tap.ts).
  */
-import { EpollType, listenPort, listenRef, listenRule } from "../epoll_ref.ts";
+import { EpollType, listenPif, listenPort, listenRef, listenRule } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";
 import type { NetConf } from "../netconf.ts";
 import { AF_INET, AF_INET6, EPOLLIN, IPPROTO_IPV6, IPV6_V6ONLY, SO_BINDTODEVICE, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, IP_FREEBIND, IPPROTO_IP, IPV6_FREEBIND } from "../syscalls/constants.ts";
@@ -22,7 +22,8 @@ import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
 import { targetPort, type ForwardTable } from "../fwd/rules.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
-import { guestAddress, inanyIsUnicast, natInboundSource } from "./nat.ts";
+import { guestAddress, inanyIsLoopback, inanyIsUnicast, natInboundSource } from "./nat.ts";
+import type { NamespaceSockets, TcpSplice } from "./tcp_splice.ts";
 import type { TcpFlows } from "./tcp.ts";
 import type { TcpTapInput } from "./tcp_tap.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
@@ -32,6 +33,20 @@ const ACCEPTS_PER_WAKE = 64;
 const BACKLOG = 128;
 const ZERO = new Uint8Array(INANY_LEN);
 const refuseLog = rateLimited("tcp: inbound refused");
+
+/** How listeners are opened and where their connections go. */
+export interface TcpListenOptions {
+  /** --freebind: IP_FREEBIND on listening sockets. */
+  readonly freebind: boolean;
+  /** pasta: sockets in the namespace (-T listeners, splice targets). */
+  readonly ns?: NamespaceSockets;
+  /** pasta: spliced connections between the loopbacks. */
+  readonly splice?: TcpSplice;
+  /** --no-splice: loopback connections from the host take the tap path too. */
+  readonly noSplice: boolean;
+  /** --host-lo-to-ns-lo: spliced connections from the host go to the namespace's loopback. */
+  readonly hostLoToNsLo: boolean;
+}
 
 /** A listening socket that could not be opened. */
 export class ListenError extends Error {}
@@ -47,30 +62,32 @@ export class TcpListeners {
   private readonly local = new Uint8Array(INANY_LEN);
   private readonly src = new Uint8Array(INANY_LEN);
   private readonly dst = new Uint8Array(INANY_LEN);
-  private table: ForwardTable | undefined;
+  /** The rules of host listeners (-t) and namespace listeners (-T), by listener pif. */
+  private readonly tables: (ForwardTable | undefined)[] = [];
 
   constructor(
     private readonly loop: EventLoop,
     private readonly nc: NetConf,
     private readonly tcp: TcpFlows,
     private readonly input: TcpTapInput,
-    private readonly freebind: boolean,
+    private readonly opts: TcpListenOptions,
   ) {
     loop.on(EpollType.TCP_LISTEN, (fd, payload, _events, now) => this.accept(fd, payload, now));
   }
 
   /**
-   * Opens a listener for every port of every rule of the table that does not wait for a scan. A port of a
-   * normal rule that cannot be bound is an error; a weak rule fails only when none of its ports can be bound.
+   * Opens a listener for every port of every rule of the table that does not wait for a scan: on the host for
+   * -t (pif HOST), in the namespace for -T (pif SPLICE). A port of a normal rule that cannot be bound is an
+   * error; a weak rule fails only when none of its ports can be bound.
    */
-  listenAll(table: ForwardTable): void {
-    this.table = table;
+  listenAll(table: ForwardTable, pif: Pif): void {
+    this.tables[pif] = table;
     table.rules.forEach((rule, index) => {
       if (rule.scan) return;
       let ok = 0;
       let lastError = "";
       for (let port = rule.first; port <= rule.last; port++) {
-        const r = this.listenOne(rule.listenAddr, rule.dualStack, rule.ifname, port, index);
+        const r = this.listenOne(rule.listenAddr, rule.dualStack, rule.ifname, port, index, pif);
         if (r >= 0) ok++;
         else if (rule.weak) lastError = `port ${port}: ${errnoName(-r)}`;
         else throw new ListenError(`cannot listen on TCP port ${port}: ${errnoName(-r)}`);
@@ -79,14 +96,26 @@ export class TcpListeners {
     });
   }
 
-  /** Opens one listening socket; returns its fd or -errno. */
-  listenOne(addr: Uint8Array | null, dualStack: boolean, ifname: string | null, port: number, rule: number): number {
+  /** Opens one listening socket on the host (pif HOST) or in the namespace (SPLICE); returns its fd or -errno. */
+  listenOne(addr: Uint8Array | null, dualStack: boolean, ifname: string | null, port: number, rule: number, pif: Pif = Pif.HOST): number {
     const v4 = addr !== null && inanyIsV4(addr, 0);
-    const fd = trySocket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const domain = v4 ? AF_INET : AF_INET6;
+    const type = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    let fd: number;
+    if (pif === Pif.SPLICE) {
+      if (!this.opts.ns) return -Errno.EAFNOSUPPORT;
+      try {
+        fd = this.opts.ns.sockets(domain, type, 0, 1)[0] ?? -Errno.EMFILE;
+      } catch {
+        return -Errno.EMFILE;
+      }
+    } else {
+      fd = trySocket(domain, type, 0);
+    }
     if (fd < 0) return fd;
     setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (!v4) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dualStack ? 0 : 1);
-    if (this.freebind) setsockoptInt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : IPV6_FREEBIND, 1);
+    if (this.opts.freebind) setsockoptInt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : IPV6_FREEBIND, 1);
     let r = ifname ? setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, encodeCString(ifname)) : 0;
     if (r === 0) {
       const len = sockaddrFromInany(this.sa, 0, addr ?? ZERO, 0, port, 0);
@@ -97,7 +126,7 @@ export class TcpListeners {
       close(fd);
       return r;
     }
-    this.loop.add(EpollType.TCP_LISTEN, fd, listenRef(port, Pif.HOST, rule), EPOLLIN);
+    this.loop.add(EpollType.TCP_LISTEN, fd, listenRef(port, pif, rule), EPOLLIN);
     this.fds.push(fd);
     return fd;
   }
@@ -122,13 +151,27 @@ export class TcpListeners {
 
   private connectGuest(s: number, ref: number, now: number): boolean {
     const peerPort = sockaddrToInany(this.sa, 0, this.peer, 0);
-    if (peerPort <= 0 || !inanyIsUnicast(this.peer, 0)) return false;
+    if (peerPort <= 0) return false;
     if (getsocknameRaw(s, this.sa, SOCKADDR_SLOT) < 0) return false;
     const localPort = sockaddrToInany(this.sa, SOCKADDR_SLOT, this.local, 0);
-    const rule = this.table?.rules[listenRule(ref)];
+    const pif = listenPif(ref);
+    const rule = this.tables[pif]?.rules[listenRule(ref)];
     if (rule === undefined || localPort < 0) return false;
     const toPort = targetPort(rule, listenPort(ref));
     const v4 = inanyIsV4(this.peer, 0);
+    const splice = this.opts.splice;
+    const loopback = inanyIsLoopback(this.peer, 0);
+    if (pif === Pif.SPLICE) {
+      // -T: loopback to loopback only, the same address on the host's side.
+      if (!loopback || !splice) return false;
+      return splice.open(s, Pif.SPLICE, this.peer, peerPort, this.local, localPort, Pif.HOST, this.local, toPort);
+    }
+    if (loopback && splice?.toNamespace && !this.opts.noSplice && !rule.targetAddr) {
+      // From the host's loopback: into the namespace's own address (or its loopback with --host-lo-to-ns-lo).
+      if (this.opts.hostLoToNsLo || !guestAddress(this.nc, v4, this.dst, 0)) this.dst.set(this.local);
+      return splice.open(s, Pif.HOST, this.peer, peerPort, this.local, localPort, Pif.SPLICE, this.dst, toPort);
+    }
+    if (!inanyIsUnicast(this.peer, 0)) return false;
     if (rule.targetAddr) this.dst.set(rule.targetAddr);
     else if (!guestAddress(this.nc, v4, this.dst, 0)) {
       refuseLog.warn("tcp: inbound connection refused: the guest has no address yet");

@@ -40,7 +40,7 @@ import { close, recv, recvmmsg, send } from "../syscalls/io.ts";
 import { copyMem, Mem } from "../syscalls/mem.ts";
 import { MmsgArray } from "../syscalls/msg.ts";
 import { setsockoptInt } from "../syscalls/socket.ts";
-import { log, logEnabled, rateLimited } from "../log.ts";
+import { logEnabled, rateLimited } from "../log.ts";
 import { copyBytes, rd16 } from "../wire/bytes.ts";
 import { INANY_V4_OFF } from "../wire/ip.ts";
 import { inanyFromIPv4, inanyIsV4, inanyParse, INANY_LEN } from "../wire/inany.ts";
@@ -78,8 +78,11 @@ export interface UdpOptions {
   streamTimeoutMs?: number;
 }
 
-/** The guest port for a datagram that reached a listening port on a pif under a forwarding rule (-1: none). */
-export type UdpInboundPort = (rule: number, port: number, pif: number) => number;
+/**
+ * Where a datagram that reached a listening port on a pif under a forwarding rule goes: returns the guest's port
+ * (-1: nowhere) and may write a target address (16-byte inany) to addr; left all zeros, the guest's address.
+ */
+export type UdpInboundTarget = (rule: number, port: number, pif: number, addr: Uint8Array) => number;
 
 /** UDP datagram relaying between the tap and host sockets. */
 export class UdpFlows {
@@ -90,8 +93,8 @@ export class UdpFlows {
   /** Idle time before a flow is freed, and the same for stream-like flows. */
   readonly timeoutMs: number;
   readonly streamTimeoutMs: number;
-  /** Where datagrams on listening sockets go; listen() fills the default's table, a rule table may take over. */
-  inboundPort: UdpInboundPort = (_rule, port, pif) => (pif === Pif.HOST ? this.listenTarget[port] : -1);
+  /** Where datagrams on listening sockets go: by default the port listen() gave; a rule table may take over. */
+  inboundTarget: UdpInboundTarget = (_rule, port, pif) => (pif === Pif.HOST ? this.listenTarget[port] : -1);
 
   /** Datagram events per side, saturating at 255 (for the stream timeout). */
   private readonly activity: Uint8Array;
@@ -171,7 +174,7 @@ export class UdpFlows {
     }
     if (r < 0) {
       this.stats.sendFailed++;
-      socketLog.debug(`udp: send on flow ${f} failed: errno ${-r}`);
+      if (logEnabled("debug")) socketLog.debug(`udp: send on flow ${f} failed: errno ${-r}`);
     }
   }
 
@@ -184,17 +187,27 @@ export class UdpFlows {
       throw new RangeError(`udp listen: port out of range: ${port} -> ${targetPort}`);
     }
     const dual = addr === "" || addr === "*";
-    const a = dual ? ANY6 : inanyParse(addr);
-    if (a === null) throw new RangeError(`udp listen: not an address: '${addr}'`);
-    const v4 = !dual && inanyIsV4(a, 0);
-    const fd = udpSocket(v4, !dual);
-    if (fd < 0) throw new SyscallError("socket", -fd, "UDP listener");
-    const r = bindInany(fd, a, 0, port);
+    const a = dual ? null : inanyParse(addr);
+    if (a === null && !dual) throw new RangeError(`udp listen: not an address: '${addr}'`);
+    const fd = this.listenSocket(a, dual, port, rule);
+    if (fd < 0) throw new SyscallError("bind", -fd, `UDP ${dual ? "*" : addr}:${port}`);
+    this.listenTarget[port] = targetPort;
+    return fd;
+  }
+
+  /**
+   * Opens a listening socket on the host on the inany addr (null: ::, dual-stack when dualStack) and port, its
+   * epoll reference carrying the rule; returns its fd or -errno.
+   */
+  listenSocket(addr: Uint8Array | null, dualStack: boolean, port: number, rule: number): number {
+    const v4 = addr !== null && inanyIsV4(addr, 0);
+    const fd = udpSocket(v4, !dualStack);
+    if (fd < 0) return fd;
+    const r = bindInany(fd, addr ?? ANY6, 0, port);
     if (r < 0) {
       close(fd);
-      throw new SyscallError("bind", -r, `UDP ${dual ? "*" : addr}:${port}`);
+      return r;
     }
-    this.listenTarget[port] = targetPort;
     this.loop.add(EpollType.UDP_LISTEN, fd, listenRef(port, Pif.HOST, rule), EPOLLIN);
     return fd;
   }
@@ -256,11 +269,13 @@ export class UdpFlows {
    */
   private openFromHost(pif: number, port: number, sport: number, rule: number, now: number): number {
     const kb = this.keyBytes;
-    const tport = this.inboundPort(rule, port, pif);
+    this.guest.fill(0);
+    const tport = this.inboundTarget(rule, port, pif, this.guest);
     if (tport <= 0 || tport > 65535) return this.drop("no forwarding rule", -1);
     const v4 = inanyIsV4(kb, 0);
     if (!natInboundSource(this.nc, kb, INANY_LEN, this.target, 0)) return this.drop("source cannot be presented to the guest", -1);
-    if (!this.guestAddressFor(v4)) return this.drop("guest address unknown", -1);
+    if (inanyIsUnset(this.guest) && !this.guestAddressFor(v4)) return this.drop("guest address unknown", -1);
+    if (inanyIsV4(this.guest, 0) !== v4) return this.drop("target address of the other IP version", -1);
     const sock = udpSocket(v4, true);
     if (sock < 0) return this.drop(`no socket (errno ${-sock})`, -1);
     let r = bindInany(sock, kb, 0, port);
@@ -314,15 +329,7 @@ export class UdpFlows {
   /** Datagrams on a flow's socket (flow side index payload): to the guest, in recvmmsg batches. */
   private fromSocket(fd: number, payload: number, events: number, now: number): void {
     const f = sidxFlow(payload);
-    if (events & EPOLLERR) {
-      const n = clearSocketErrors(fd, this.msg, ERRQUEUE_MAX);
-      if (n < 0) {
-        socketLog.warn(`udp: flow ${f} reports an error it does not have: closing it`);
-        flows().markFree(f);
-        return;
-      }
-      this.stats.socketErrors += n;
-    }
+    if (events & EPOLLERR) this.stats.socketErrors += clearSocketErrors(fd, this.msg, ERRQUEUE_MAX);
     if ((events & EPOLLIN) === 0) return;
     let n = recvmmsg(fd, this.rx.mem.addr, BATCH, MSG_DONTWAIT);
     if (n < 0 && n !== -Errno.EAGAIN && n !== -Errno.EINTR) {
@@ -338,15 +345,7 @@ export class UdpFlows {
 
   /** Datagrams on a listening socket: each to its flow, opened first when new; then new sockets read once. */
   private fromListener(fd: number, payload: number, events: number, now: number): void {
-    if (events & EPOLLERR) {
-      const n = clearSocketErrors(fd, this.msg, ERRQUEUE_MAX);
-      if (n < 0) {
-        log.error(`udp: listening socket ${fd} reports an error it does not have: no longer listening on it`);
-        this.loop.remove(fd);
-        return;
-      }
-      this.stats.socketErrors += n;
-    }
+    if (events & EPOLLERR) this.stats.socketErrors += clearSocketErrors(fd, this.msg, ERRQUEUE_MAX);
     if ((events & EPOLLIN) === 0) return;
     const port = listenPort(payload);
     const pif = listenPif(payload);

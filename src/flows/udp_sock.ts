@@ -141,14 +141,12 @@ export class DatagramMsg {
 }
 
 /**
- * Empties a socket's error queue (ICMP errors reported under IP_RECVERR) and clears its pending error, so that
- * a level-triggered EPOLLERR stops. Returns how many errors were cleared, or -1 when there was nothing to clear
- * (a socket that reports errors it does not have cannot be served).
+ * Empties a socket's error queue (ICMP errors reported under IP_RECVERR, at most maxQueued) and clears its pending
+ * error, so that a level-triggered EPOLLERR stops. Returns how many errors were cleared: 0 is no fault, since a
+ * send on the socket earlier in the same cycle may have taken the pending error already.
  */
 export function clearSocketErrors(fd: number, msg: DatagramMsg, maxQueued: number): number {
   let cleared = 0;
   while (cleared < maxQueued && msg.recv(fd, MSG_ERRQUEUE) >= 0) cleared++;
-  const err = takeSocketError(fd);
-  if (err > 0) cleared++;
-  return cleared === 0 ? -1 : cleared;
+  return takeSocketError(fd) > 0 ? cleared + 1 : cleared;
 }

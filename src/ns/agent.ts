@@ -118,6 +118,11 @@ export class NamespaceAgent {
     return this.one(this.request({ op: "socket", domain, type, protocol }).fds);
   }
 
+  /** Makes up to 16 sockets of one kind in the namespace at once (socket pools); returns their fds. */
+  sockets(domain: number, type: number, protocol: number, count: number): number[] {
+    return this.request({ op: "socket", domain, type, protocol, count }).fds;
+  }
+
   /** Opens a file as seen from the namespace (e.g. /proc/net/tcp); returns its fd. */
   open(path: string, flags: number): number {
     return this.one(this.request({ op: "open", path, flags }).fds);

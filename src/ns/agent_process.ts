@@ -16,6 +16,7 @@ import { Errno } from "../syscalls/errno.ts";
 import { recvWithFds } from "../syscalls/fdpass.ts";
 import { close, tryOpen } from "../syscalls/io.ts";
 import { socket } from "../syscalls/socket.ts";
+import { MAX_FDS } from "../syscalls/fdpass.ts";
 import { openTap } from "../tap/tun.ts";
 import { AGENT_FD, type AgentRequest } from "./agent_protocol.ts";
 import { send } from "./agent_enter.ts";
@@ -30,7 +31,7 @@ export async function runAgent(): Promise<number> {
       case "tap":
         return reply(req.id, [openTap(req.ifname)]);
       case "socket":
-        return reply(req.id, [socket(req.domain, req.type, req.protocol)]);
+        return reply(req.id, Array.from({ length: Math.min(Math.max(req.count ?? 1, 1), MAX_FDS) }, () => socket(req.domain, req.type, req.protocol)));
       case "open": {
         const fd = tryOpen(req.path, req.flags | O_CLOEXEC);
         if (fd < 0) throw new Error(`open ${req.path}: errno ${-fd}`);

@@ -1,0 +1,203 @@
+/**
+ * Small TCP load tools for the benchmark, run inside namespaces with `bun bench/tools/tcp.ts MODE …`:
+ *
+ *   crr-server PORT                 answers each connection's 1-byte request with 1 byte, then closes
+ *   crr-client ADDR PORT SECONDS    connect, 1-byte request, 1-byte reply, close, back to back for SECONDS;
+ *                                   prints {"transactions","seconds","errors","firstError"} as JSON
+ *   rr-server PORT                  echoes everything (ping-pong fallback when sockperf is missing)
+ *   rr-client ADDR PORT SECONDS     64-byte ping-pong on one connection; prints {"rtts","medianUs","avgUs"}
+ *   hold-server PORT                accepts and echoes, keeping every connection open
+ *   hold-client ADDR PORT N         opens N connections, checks each with a 1-byte echo, prints "ready N",
+ *                                   and holds them until standard input closes
+ */
+import type { Socket } from "bun";
+
+const [mode, ...args] = process.argv.slice(2);
+
+/** Exits with a message on standard error. */
+function die(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+function listen(port: number, handlers: { open?: (s: Socket) => void; data: (s: Socket, d: Buffer) => void }): void {
+  Bun.listen({
+    hostname: "0.0.0.0",
+    port,
+    socket: {
+      open: (s) => {
+        s.setNoDelay(true);
+        handlers.open?.(s);
+      },
+      data: handlers.data,
+      error: () => {},
+    },
+  });
+}
+
+/** One connection that resolves when the peer's reply (N bytes) has arrived, or rejects on error/timeout. */
+async function crrOnce(addr: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error("no reply within 3 s")), 3000);
+    Bun.connect({
+      hostname: addr,
+      port,
+      socket: {
+        open: (s) => {
+          s.setNoDelay(true);
+          s.write("q");
+        },
+        data: (s, d) => {
+          got += d.length;
+          if (got >= 1) s.end();
+        },
+        close: () => {
+          clearTimeout(timer);
+          if (got >= 1) resolve();
+          else reject(new Error("closed without a reply"));
+        },
+        error: (_s, e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+        connectError: (_s, e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      },
+    }).catch((e: unknown) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+async function crrClient(addr: string, port: number, seconds: number): Promise<void> {
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let transactions = 0;
+  let errors = 0;
+  let firstError = "";
+  while (performance.now() < end) {
+    try {
+      await crrOnce(addr, port);
+      transactions++;
+    } catch (e) {
+      errors++;
+      firstError ||= String((e as Error).message ?? e);
+      // Nothing works at all: say so now instead of spinning for the whole run.
+      if (transactions === 0 && errors >= 3) break;
+    }
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  console.log(JSON.stringify({ transactions, seconds: elapsed, errors, firstError }));
+  process.exit(transactions > 0 ? 0 : 1);
+}
+
+async function rrClient(addr: string, port: number, seconds: number): Promise<void> {
+  const size = 64;
+  const payload = new Uint8Array(size).fill(0x61);
+  const rtts: number[] = [];
+  let pending = 0;
+  let sent = 0;
+  let wake: (() => void) | null = null;
+  const sock = await Bun.connect({
+    hostname: addr,
+    port,
+    socket: {
+      data: (_s, d) => {
+        pending -= d.length;
+        if (pending <= 0 && wake) wake();
+      },
+      close: () => die("connection closed"),
+      error: (_s, e) => die(String(e)),
+      connectError: (_s, e) => die(`connect: ${e.message}`),
+    },
+  }).catch((e: unknown) => die(`connect: ${(e as Error).message}`));
+  sock.setNoDelay(true);
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    pending = size;
+    const got = new Promise<void>((r) => (wake = r));
+    sock.write(payload);
+    sent++;
+    const ok = await Promise.race([got.then(() => true), Bun.sleep(3000).then(() => false)]);
+    if (!ok) die("no reply within 3 s");
+    wake = null;
+    rtts.push((performance.now() - t0) * 1000);
+  }
+  sock.end();
+  // Like sockperf, leave out the warm-up (first 10%).
+  const kept = rtts.slice(Math.floor(rtts.length / 10)).sort((a, b) => a - b);
+  const medianUs = kept[Math.floor(kept.length / 2)];
+  const avgUs = kept.reduce((a, b) => a + b, 0) / kept.length;
+  console.log(JSON.stringify({ rtts: kept.length, sent, medianUs, avgUs }));
+  process.exit(0);
+}
+
+async function holdClient(addr: string, port: number, n: number): Promise<void> {
+  const sockets: Socket[] = [];
+  const batch = 50;
+  for (let i = 0; i < n; i += batch) {
+    const opened = await Promise.allSettled(
+      Array.from({ length: Math.min(batch, n - i) }, () =>
+        new Promise<Socket>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
+          Bun.connect({
+            hostname: addr,
+            port,
+            socket: {
+              open: (s) => s.write("h"),
+              data: (s) => {
+                clearTimeout(timer);
+                resolve(s);
+              },
+              close: () => reject(new Error("closed")),
+              error: (_s, e) => reject(e),
+              connectError: (_s, e) => reject(e),
+            },
+          }).catch(reject);
+        })),
+    );
+    for (const r of opened) {
+      if (r.status === "rejected") die(`connection ${sockets.length + 1}: ${(r.reason as Error).message ?? r.reason}`);
+      sockets.push(r.value);
+    }
+  }
+  console.log(`ready ${sockets.length}`);
+  // Hold until the benchmark closes our standard input (or kills us).
+  for await (const _chunk of Bun.stdin.stream()) {
+    // Nothing to read: we only wait for the end.
+  }
+  for (const s of sockets) s.end();
+  process.exit(0);
+}
+
+const num = (s: string | undefined, what: string): number => {
+  const v = Number(s);
+  if (!Number.isFinite(v) || v <= 0) die(`bad ${what}: ${s}`);
+  return v;
+};
+
+switch (mode) {
+  case "crr-server":
+    listen(num(args[0], "port"), { data: (s) => { s.write("r"); s.end(); } });
+    break;
+  case "rr-server":
+  case "hold-server":
+    listen(num(args[0], "port"), { data: (s, d) => { s.write(d); } });
+    break;
+  case "crr-client":
+    await crrClient(args[0], num(args[1], "port"), num(args[2], "seconds"));
+    break;
+  case "rr-client":
+    await rrClient(args[0], num(args[1], "port"), num(args[2], "seconds"));
+    break;
+  case "hold-client":
+    await holdClient(args[0], num(args[1], "port"), num(args[2], "count"));
+    break;
+  default:
+    die(`usage: tcp.ts crr-server|crr-client|rr-server|rr-client|hold-server|hold-client …`);
+}

@@ -1,0 +1,249 @@
+/**
+ * Spliced TCP connections (pasta only): loopback traffic joined socket to socket without the tap (tcp.md §12).
+ *
+ * A connection accepted from the host's loopback on a -t port is connected inside the namespace to the same (or
+ * mapped) port, and one accepted on a -T listener in the namespace is connected to the host's loopback. Side 0
+ * is the accepted socket, side 1 the one we connect. Bytes move with splice(2) through a pipe per direction, so
+ * they never enter this process: read from one side into its pipe, then from the pipe into the other side. When
+ * the other side cannot take more (OUT_WAIT on that side), this side stops reading (its mask loses EPOLLIN) until
+ * EPOLLOUT says the other side drained; the bytes left in the pipe are tracked, so nothing is lost or reordered.
+ * A FIN read on one side becomes shutdown(SHUT_WR) on the other once its pipe is empty; both FINs sent, or an
+ * error anywhere, and the connection closes (with RST on errors: SO_LINGER 0 on both sockets).
+ *
+ * Namespace sockets come from a pool the namespace agent fills 16 at a time, so an inbound connection does not
+ * wait for a round trip to the agent.
+ */
+import { EpollType, sidxFlow, sidxSide } from "../epoll_ref.ts";
+import type { EventLoop } from "../loop.ts";
+import { AF_INET, AF_INET6, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, F_SETPIPE_SZ, IPPROTO_TCP, O_CLOEXEC, O_NONBLOCK, SHUT_WR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SPLICE_F_MORE, SPLICE_F_MOVE, SPLICE_F_NONBLOCK, TCP_NODELAY } from "../syscalls/constants.ts";
+import { Errno } from "../syscalls/errno.ts";
+import { close, fcntl, pipe2, splice } from "../syscalls/io.ts";
+import { Mem } from "../syscalls/mem.ts";
+import { sockaddrFromInany } from "../syscalls/sockaddr.ts";
+import { connectRaw, setsockoptInt, shutdown, socketError, trySocket } from "../syscalls/socket.ts";
+import { rateLimited } from "../log.ts";
+import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
+import { flowEpollSet, flows } from "./epoll.ts";
+import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
+import { SpliceEvent, SpliceFlag, spliceFinRcvd, spliceFinSent, spliceOutWait } from "./splice_state.ts";
+import type { TcpSockIo } from "./tcp_sockio.ts";
+
+/** Pipe capacity asked for; the kernel default (64 KiB) stays when it refuses. */
+const PIPE_SIZE = 1 << 20;
+const POOL_BATCH = 16;
+const ZERO = new Uint8Array(INANY_LEN);
+const spliceLog = rateLimited("splice: reset");
+
+/** Where namespace-side sockets come from (the namespace agent). */
+export interface NamespaceSockets {
+  /** Makes count sockets of one kind in the namespace. */
+  sockets(domain: number, type: number, protocol: number, count: number): number[];
+}
+
+/** Spliced connections between the host's and the namespace's loopback. */
+export class TcpSplice {
+  /** Counters. */
+  readonly stats = { opened: 0, closed: 0, resets: 0, bytes: 0 };
+  private readonly t: FlowTable;
+  /** Pipe ends by flow and source side (2f + side): bytes read from that side wait here for the other. */
+  private readonly pipeR: Int32Array;
+  private readonly pipeW: Int32Array;
+  /** Bytes in each pipe. */
+  private readonly pending: Float64Array;
+  private readonly pool: Record<4 | 6, number[]> = { 4: [], 6: [] };
+  private readonly sa = new Mem(128);
+  private pipeSize = 0;
+
+  constructor(loop: EventLoop, private readonly io: TcpSockIo, private readonly ns: NamespaceSockets | undefined) {
+    const t = (this.t = flows());
+    this.pipeR = new Int32Array(2 * t.capacity).fill(-1);
+    this.pipeW = new Int32Array(2 * t.capacity).fill(-1);
+    this.pending = new Float64Array(2 * t.capacity);
+    t.setTypeOps(FlowType.TCP_SPLICE, {
+      shouldFree: (f) => (t.flags[f] & SpliceFlag.CLOSING) !== 0,
+      release: (f) => this.release(f),
+    });
+    loop.on(EpollType.TCP_SPLICE, (_fd, payload, events) => this.event(sidxFlow(payload), sidxSide(payload) as Side, events));
+  }
+
+  /** True when spliced connections into the namespace are possible (pasta with an agent). */
+  get toNamespace(): boolean {
+    return this.ns !== undefined;
+  }
+
+  /**
+   * Joins an accepted socket s (side 0, on pif iniPif, peer and local addresses as inany with ports) to a new
+   * socket on tgtPif connected to tgtAddr:tgtPort. Returns false when it cannot (the caller resets s).
+   */
+  open(s: number, iniPif: Pif, peer: Uint8Array, peerPort: number, local: Uint8Array, localPort: number, tgtPif: Pif, tgtAddr: Uint8Array, tgtPort: number): boolean {
+    const v4 = inanyIsV4(tgtAddr, 0);
+    const sock = tgtPif === Pif.SPLICE ? this.nsSocket(v4) : trySocket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (sock < 0) return false;
+    const t = this.t;
+    const f = t.alloc();
+    if (f < 0) {
+      close(sock);
+      return false;
+    }
+    t.initiate(f, iniPif, peer, 0, peerPort, local, 0, localPort);
+    t.target(f, tgtPif, ZERO, 0, 0, tgtAddr, 0, tgtPort);
+    t.setType(f, FlowType.TCP_SPLICE);
+    t.fd[2 * f + INISIDE] = s;
+    t.fd[2 * f + TGTSIDE] = sock;
+    for (const fd of [s, sock]) {
+      setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    }
+    t.events[f] = SpliceEvent.CONNECT;
+    const len = sockaddrFromInany(this.sa, 0, tgtAddr, 0, tgtPort, 0);
+    const r = connectRaw(sock, this.sa.addr, len);
+    const e0 = flowEpollSet(EpollType.TCP_SPLICE, f, INISIDE);
+    const e1 = flowEpollSet(EpollType.TCP_SPLICE, f, TGTSIDE);
+    t.activate(f);
+    this.stats.opened++;
+    if (e0 < 0 || e1 < 0 || (r < 0 && r !== -Errno.EINPROGRESS)) this.reset(f, `connect: errno ${-r}`);
+    else if (r === 0) this.connected(f);
+    return true;
+  }
+
+  private nsSocket(v4: boolean): number {
+    const pool = this.pool[v4 ? 4 : 6];
+    if (pool.length === 0 && this.ns) {
+      try {
+        pool.push(...this.ns.sockets(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, POOL_BATCH));
+      } catch (e) {
+        spliceLog.warn(`splice: no namespace socket: ${(e as Error).message}`);
+      }
+    }
+    return pool.pop() ?? -1;
+  }
+
+  private event(f: number, side: Side, events: number): void {
+    const t = this.t;
+    if (t.type[f] !== FlowType.TCP_SPLICE || t.flags[f] & SpliceFlag.CLOSING) return;
+    if (t.events[f] & SpliceEvent.CONNECT) {
+      if (side === TGTSIDE && events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        const err = socketError(t.fd[2 * f + TGTSIDE]);
+        if (err !== 0) this.reset(f, `connect: errno ${err}`);
+        else this.connected(f);
+      } else if (events & (EPOLLERR | EPOLLHUP)) {
+        this.reset(f, "error while connecting");
+      }
+      return;
+    }
+    if (events & EPOLLERR) {
+      this.reset(f, `socket error ${socketError(t.fd[2 * f + side])}`);
+      return;
+    }
+    if (events & EPOLLOUT) this.forward(f, (1 - side) as Side);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) this.forward(f, side);
+  }
+
+  /** The target side connected: pipes in place, both sides start reading. */
+  private connected(f: number): void {
+    const t = this.t;
+    for (let side = 0; side < 2; side++) {
+      const i = 2 * f + side;
+      try {
+        const [r, w] = pipe2(O_NONBLOCK | O_CLOEXEC);
+        this.pipeR[i] = r;
+        this.pipeW[i] = w;
+      } catch (e) {
+        this.reset(f, `no pipe: ${(e as Error).message}`);
+        return;
+      }
+      if (this.pipeSize !== 64 << 10 && fcntl(this.pipeW[i], F_SETPIPE_SZ, PIPE_SIZE) < 0) this.pipeSize = 64 << 10;
+    }
+    t.events[f] = SpliceEvent.ESTABLISHED;
+    this.epoll(f);
+    this.forward(f, INISIDE);
+    this.forward(f, TGTSIDE);
+  }
+
+  /** Moves what side `from` has to the other side, until one would block; carries FIN across. */
+  private forward(f: number, from: Side): void {
+    const t = this.t;
+    if (t.flags[f] & SpliceFlag.CLOSING || !(t.events[f] & SpliceEvent.ESTABLISHED)) return;
+    const to = (1 - from) as Side;
+    const i = 2 * f + from;
+    const src = t.fd[i];
+    const dst = t.fd[2 * f + to];
+    const before = t.events[f];
+    const cap = this.pipeSize === 64 << 10 ? 64 << 10 : PIPE_SIZE;
+    for (;;) {
+      let readMore = false;
+      if (!(t.events[f] & spliceFinRcvd(from)) && this.pending[i] < cap) {
+        const n = splice(src, this.pipeW[i], cap - this.pending[i], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n === 0) t.events[f] |= spliceFinRcvd(from);
+        else if (n > 0) {
+          this.pending[i] += n;
+          readMore = true;
+        } else if (n !== -Errno.EAGAIN && n !== -Errno.EINTR) {
+          this.reset(f, `splice read: errno ${-n}`);
+          return;
+        }
+      }
+      if (this.pending[i] > 0) {
+        const more = this.pending[i] >= cap * 0.9 ? SPLICE_F_MORE : 0;
+        const m = splice(this.pipeR[i], dst, this.pending[i], SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
+        if (m > 0) {
+          this.pending[i] -= m;
+          this.stats.bytes += m;
+        } else if (m !== -Errno.EAGAIN && m !== -Errno.EINTR) {
+          this.reset(f, `splice write: errno ${-m}`);
+          return;
+        }
+        if (this.pending[i] > 0 && m <= 0) break;
+      }
+      if (!readMore) break;
+    }
+    if (this.pending[i] > 0) t.events[f] |= spliceOutWait(to);
+    else t.events[f] &= ~spliceOutWait(to);
+    if (t.events[f] & spliceFinRcvd(from) && this.pending[i] === 0 && !(t.events[f] & spliceFinSent(to))) {
+      shutdown(dst, SHUT_WR);
+      t.events[f] |= spliceFinSent(to);
+    }
+    if ((t.events[f] & (spliceFinSent(0) | spliceFinSent(1))) === (spliceFinSent(0) | spliceFinSent(1))) {
+      this.close(f);
+      return;
+    }
+    if (t.events[f] !== before) this.epoll(f);
+  }
+
+  private epoll(f: number): void {
+    flowEpollSet(EpollType.TCP_SPLICE, f, INISIDE);
+    flowEpollSet(EpollType.TCP_SPLICE, f, TGTSIDE);
+  }
+
+  /** Resets both sockets (RST to both peers). */
+  private reset(f: number, why: string): void {
+    const t = this.t;
+    spliceLog.debug(`TCP_SPLICE flow ${f}: reset (${why})`);
+    this.stats.resets++;
+    this.io.lingerZero(t.fd[2 * f + INISIDE]);
+    if (t.fd[2 * f + TGTSIDE] >= 0) this.io.lingerZero(t.fd[2 * f + TGTSIDE]);
+    this.close(f);
+  }
+
+  /** CLOSING: both sockets leave epoll now; sockets and pipes are closed at the end of the cycle. */
+  private close(f: number): void {
+    const t = this.t;
+    t.flags[f] |= SpliceFlag.CLOSING;
+    this.epoll(f);
+    t.markFree(f);
+    this.stats.closed++;
+  }
+
+  private release(f: number): void {
+    for (let i = 2 * f; i < 2 * f + 2; i++) {
+      if (this.pipeR[i] >= 0) close(this.pipeR[i]);
+      if (this.pipeW[i] >= 0) close(this.pipeW[i]);
+      this.pipeR[i] = this.pipeW[i] = -1;
+      this.pending[i] = 0;
+    }
+  }
+
+  /** Closes the pooled namespace sockets. */
+  closePool(): void {
+    for (const fam of [4, 6] as const) for (const fd of this.pool[fam].splice(0)) close(fd);
+  }
+}
