@@ -22,13 +22,15 @@ import { NamespaceAgent } from "./ns/agent.ts";
 import type { AgentSpec } from "./ns/agent_protocol.ts";
 import { Netlink } from "./ns/netlink.ts";
 import { watchNamespace } from "./ns/nsquit.ts";
-import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW } from "./syscalls/constants.ts";
+import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW } from "./syscalls/constants.ts";
 import { getgid, getuid } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
 import { TcpSplice } from "./flows/tcp_splice.ts";
 import { Pif } from "./flows/flow.ts";
+import { PortScanner } from "./fwd/scan.ts";
+import { open } from "./syscalls/io.ts";
 import { readlinkSync } from "node:fs";
 
 /** How long connections may go on draining after the command exited. */
@@ -69,6 +71,11 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   });
   tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
   tcpListeners.listenAll(config.forward.tcpOut, Pif.SPLICE);
+  const scanners = tcpScanners(config, agent, tcpListeners);
+  for (const s of scanners) s.scan();
+  loop.every(1000, () => {
+    for (const s of scanners) s.scan();
+  });
   loop.onFlush((now) => {
     flows.defer(now, false);
     tap.flush();
@@ -109,6 +116,38 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   log.debug(`exiting with status ${status}`);
   agent.close();
   return status;
+}
+
+/**
+ * Scanners for `-t auto` (listen on the host for ports bound in the namespace) and `-T auto` (listen in the
+ * namespace for ports bound on the host).
+ */
+function tcpScanners(config: Config, agent: NamespaceAgent, listeners: TcpListeners): PortScanner[] {
+  const scanners: PortScanner[] = [];
+  const sides = [
+    { table: config.forward.tcpIn, pif: Pif.HOST, other: Pif.SPLICE, open: (path: string) => agent.open(path, O_RDONLY) },
+    { table: config.forward.tcpOut, pif: Pif.SPLICE, other: Pif.HOST, open: (path: string) => open(path, O_RDONLY | O_CLOEXEC) },
+  ];
+  for (const { table, pif, other, open: openFile } of sides) {
+    if (table.mode !== "auto") continue;
+    const tryOpen = (path: string) => {
+      try {
+        return openFile(path);
+      } catch {
+        return undefined;
+      }
+    };
+    const files = { tcp: tryOpen("/proc/net/tcp"), tcp6: tryOpen("/proc/net/tcp6") };
+    scanners.push(new PortScanner(table, files, {
+      open: (port, rule) => {
+        const r = table.rules[rule];
+        return listeners.listenOne(r.listenAddr, r.dualStack, r.ifname, port, rule, pif);
+      },
+      close: (fd, port) => listeners.closeOne(fd, port, pif),
+      exclude: listeners.portMap(other),
+    }));
+  }
+  return scanners;
 }
 
 /** How the agent gets into the namespaces: new ones (rootless: with a user namespace), or the target's. */

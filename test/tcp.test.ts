@@ -353,3 +353,32 @@ describe("spliced loopback connections", () => {
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: 200, n: 200 });
   });
 });
+
+describe("automatic forwarding", () => {
+  test("-t auto: a server started in the namespace later is reachable from the host within the scan interval; -T auto the other way", async () => {
+    const port = nextPort++;
+    const hostPort = nextPort++;
+    const out = join(tmp, `auto-${port}`);
+    const hostServer = await shaServer("host", false, hostPort, "127.0.0.1");
+    const ready = join(tmp, `ready-${port}`);
+    // The namespace's server starts only after orzo is up (this is the command it runs).
+    const ns = pasta(["-d"], `${inNsListening(`socat -u TCP4-LISTEN:${port} SYSTEM:'sha256sum > ${out}'`, port, ready)}`);
+    expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
+    const started = performance.now();
+    let connected = false;
+    while (!connected && performance.now() - started < 3000) {
+      connected = (await host.runRouter(["socat", "-u", `OPEN:${files["5k"].path}`, `TCP4:${TOPOLOGY.host4}:${port}`])).code === 0;
+    }
+    expect(connected).toBe(true);
+    expect(performance.now() - started).toBeLessThan(2500);
+    const r = await ns;
+    expect(r.code).toBe(0);
+    expect(sha(out)).toBe(files["5k"].sha);
+    expect(r.stderr).toContain(`tcp port ${port} bound on the other side, listening`);
+    // -T auto: the host's loopback server was forwarded into the namespace at start.
+    const r2 = await pasta([], `socat -u OPEN:${files["5k"].path} TCP4:127.0.0.1:${hostPort}`);
+    expect(r2.code).toBe(0);
+    await hostServer.done;
+    expect(sha(hostServer.out)).toBe(files["5k"].sha);
+  });
+});

@@ -29,7 +29,7 @@ beforeAll(async () => {
   host.spawn(["socat", "-b", "65536", `UDP4-RECVFROM:${ECHO4},fork`, "PIPE"]);
   host.spawn(["socat", "-b", "65536", `UDP6-RECVFROM:${ECHO6},fork,ipv6only=1`, "PIPE"]);
   await waitForUdpPorts([ECHO4, ECHO6]);
-});
+}, 120_000);
 afterAll(async () => {
   await host?.destroy();
   rmSync(tmp, { recursive: true, force: true });
@@ -69,7 +69,7 @@ describe("UDP from the namespace", () => {
       expect({ name, length: got.length }).toEqual({ name, length: data.length });
       expect(Buffer.compare(got, data)).toBe(0);
     }
-  });
+  }, 60_000);
 
   test("the largest datagrams the host can send, 65,507 bytes over IPv4 and 65,527 over IPv6, reach the namespace intact", async () => {
     const reply = join(import.meta.dir, "fixtures", "udp-reply.ts");
@@ -87,14 +87,14 @@ describe("UDP from the namespace", () => {
       expect({ name, length: got.length }).toEqual({ name, length: size });
       expect(Buffer.compare(got, replyPattern(size))).toBe(0);
     }
-  });
+  }, 60_000);
 
   test("200 flows at once, two datagrams each, every echo intact", async () => {
     const client = join(import.meta.dir, "fixtures", "udp-client.ts");
     const r = await pasta(["--config-net", ...OWN_ADDRESSES], `${process.execPath} ${client} ${TOPOLOGY.host4} ${ECHO4} 200 1200 2 40`, 60_000);
     expect(r.stderr).toBe("");
     expect(JSON.parse(r.stdout)).toEqual({ sent: 400, intact: 400, corrupt: 0, missing: 0 });
-  });
+  }, 90_000);
 
   test("DNS to the --dns-forward addresses is answered by the host's resolver, from the forward addresses", async () => {
     host.spawn([
@@ -113,5 +113,5 @@ describe("UDP from the namespace", () => {
       expect(out).toMatch(/Address: 192\.0\.2\.7$/m);
       expect(out).toMatch(/Address: 2001:db8:99::7$/m);
     }
-  });
+  }, 60_000);
 });

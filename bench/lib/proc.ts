@@ -35,6 +35,9 @@ class Collector {
   }
 }
 
+/** Every group still running, so that an interrupted run can end them all. */
+export const liveGroups = new Set<Group>();
+
 /** A long-running child in its own process group. */
 export class Group {
   readonly pid: number;
@@ -49,7 +52,11 @@ export class Group {
     this.pid = this.proc.pid;
     this.out = new Collector(this.proc.stdout as ReadableStream<Uint8Array>);
     this.err = new Collector(this.proc.stderr as ReadableStream<Uint8Array>);
-    this.exited = this.proc.exited.then((c) => (this.exitCode = this.proc.signalCode ? -1 : c));
+    liveGroups.add(this);
+    this.exited = this.proc.exited.then((c) => {
+      liveGroups.delete(this);
+      return (this.exitCode = this.proc.signalCode ? -1 : c);
+    });
   }
 
   /** Output so far. */

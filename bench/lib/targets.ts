@@ -53,6 +53,9 @@ export interface Sides {
 
 let nsCounter = 0;
 
+/** Guest namespaces not yet removed, so that an interrupted run can remove them. */
+export const liveGuests = new Set<string>();
+
 /** Names the benchmark gives its namespaces: orzo-bench-{h,r,g}PID-N. */
 export const NS_PATTERN = /^orzo-bench-[hrg](\d+)-/;
 
@@ -98,6 +101,7 @@ export class Instance {
     rmSync(pidFile, { force: true });
     const add = await run(["ip", "netns", "add", guest]);
     if (add.code !== 0) throw new Error(`ip netns add: ${tail(add.stderr)}`);
+    liveGuests.add(guest);
     await tuneNs(guest);
     const argv = [...inNs(hostNs), binary, ...(kind === "orzo" ? ["pasta"] : []), ...Instance.args(pidFile, guest, opts.mtu)];
     const t0 = performance.now();
@@ -147,6 +151,7 @@ export class Instance {
       await waitUntil(() => !existsSync(`/proc/${this.pid}`), 3000);
     }
     await run(["ip", "netns", "del", this.guest]);
+    liveGuests.delete(this.guest);
     rmSync(this.pidFile, { force: true });
   }
 }

@@ -20,6 +20,7 @@ import { log, rateLimited } from "../log.ts";
 import { encodeCString } from "../syscalls/strings.ts";
 import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
 import { targetPort, type ForwardTable } from "../fwd/rules.ts";
+import { newPortMap, portBitClear, portBitSet } from "../fwd/procnet.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
 import { guestAddress, inanyIsLoopback, inanyIsUnicast, natInboundSource } from "./nat.ts";
@@ -62,6 +63,7 @@ export class TcpListeners {
   private readonly local = new Uint8Array(INANY_LEN);
   private readonly src = new Uint8Array(INANY_LEN);
   private readonly dst = new Uint8Array(INANY_LEN);
+  private readonly ports: (Uint32Array | undefined)[] = [];
   /** The rules of host listeners (-t) and namespace listeners (-T), by listener pif. */
   private readonly tables: (ForwardTable | undefined)[] = [];
 
@@ -128,7 +130,22 @@ export class TcpListeners {
     }
     this.loop.add(EpollType.TCP_LISTEN, fd, listenRef(port, pif, rule), EPOLLIN);
     this.fds.push(fd);
+    portBitSet(this.portMap(pif), port);
     return fd;
+  }
+
+  /** Ports with a listener on one side (HOST or SPLICE): scans exclude them, so forwarding never loops. */
+  portMap(pif: Pif): Uint32Array {
+    return (this.ports[pif] ??= newPortMap());
+  }
+
+  /** Closes one listener opened by listenOne (a scanned port that is gone). */
+  closeOne(fd: number, port: number, pif: Pif): void {
+    this.loop.remove(fd);
+    close(fd);
+    const i = this.fds.indexOf(fd);
+    if (i >= 0) this.fds.splice(i, 1);
+    portBitClear(this.portMap(pif), port);
   }
 
   /** Connections waiting on a listener: each becomes a SYN to the guest. */

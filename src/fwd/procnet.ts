@@ -39,6 +39,11 @@ export function portBitSet(map: Uint32Array, port: number): void {
   map[port >>> 5] |= 1 << (port & 31);
 }
 
+/** Clears a port's bit. */
+export function portBitClear(map: Uint32Array, port: number): void {
+  map[port >>> 5] &= ~(1 << (port & 31));
+}
+
 /** True when a port is marked in a map. */
 export function portBitTest(map: Uint32Array, port: number): boolean {
   return (map[port >>> 5] & (1 << (port & 31))) !== 0;
