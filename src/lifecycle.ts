@@ -2,7 +2,7 @@
  * Process lifecycle: the PID file, and going to the background once ready.
  *
  * Bun cannot fork, so "daemonizing" is a hand-off: the foreground process starts itself again, detached, with a
- * pipe on fd 3, and waits. The background process does all the set-up and, once ready (tap up, addresses set,
+ * pipe on fd 3 (or the first fd above those it must pass on at their own numbers, such as passt's --fd), and waits. The background process does all the set-up and, once ready (tap up, addresses set,
  * forwards bound), writes its PID file and says so on the pipe; only then does the foreground one exit 0.
  * Tools that wait for the PID file, or for orzo to return, thus never see a half-ready orzo. If the background
  * process fails first, the foreground one exits with its status (its error already went to the shared stderr).
@@ -15,29 +15,45 @@ import { orzoCommand } from "./ns/agent.ts";
 
 /** Environment variable that tells the background process which fd reports readiness. */
 const READY_FD_ENV = "ORZO_READY_FD";
-const READY_FD = 3;
+const FIRST_FREE_FD = 3;
 
 /** Writes the PID file (mode 0600): call only once ready. */
 export function writePidFile(path: string, pid = process.pid): void {
   writeFileSync(path, `${pid}\n`, { mode: 0o600 });
 }
 
+/** The readiness fd this process was started with, or -1 when it is not the background half of a hand-off. */
+function readyFd(): number {
+  const text = process.env[READY_FD_ENV];
+  const fd = text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : -1;
+  return fd >= FIRST_FREE_FD ? fd : -1;
+}
+
 /** True when this process is the background half of a hand-off; keeps the readiness fd from its children. */
 export function isBackgroundChild(): boolean {
-  if (process.env[READY_FD_ENV] !== String(READY_FD)) return false;
-  fcntl(READY_FD, F_SETFD, FD_CLOEXEC);
+  const fd = readyFd();
+  if (fd < 0) return false;
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
   return true;
 }
 
 /**
- * The foreground half: starts this command line again in the background and resolves to the exit status to
- * use: 0 once the background process reported ready, else its own exit status.
+ * The foreground half: starts this command line again in the background, with the fds in passFds at the same
+ * numbers, and resolves to the exit status to use: 0 once the background process reported ready, else its own
+ * exit status.
  */
-export async function handOffToBackground(args: readonly string[]): Promise<number> {
+export async function handOffToBackground(args: readonly string[], passFds: readonly number[] = []): Promise<number> {
   const [r, w] = pipe2(O_CLOEXEC);
+  let ready = FIRST_FREE_FD;
+  while (passFds.includes(ready)) ready++;
+  const stdio: ("ignore" | "inherit" | number)[] = ["ignore", "inherit", "inherit"];
+  for (const fd of [...passFds, ready]) {
+    while (stdio.length <= fd) stdio.push("ignore");
+    stdio[fd] = fd === ready ? w : fd;
+  }
   const child = Bun.spawn([...orzoCommand(), ...args], {
-    stdio: ["ignore", "inherit", "inherit", w],
-    env: { ...process.env, [READY_FD_ENV]: String(READY_FD) },
+    stdio: stdio as ["ignore", "inherit", "inherit", ...number[]],
+    env: { ...process.env, [READY_FD_ENV]: String(ready) },
   });
   close(w);
   // Nothing else to do meanwhile: a blocking read returns at "ready" or at EOF when the child exits early.
@@ -52,12 +68,13 @@ export async function handOffToBackground(args: readonly string[]): Promise<numb
 
 /** The background half, once ready: detach from the session and terminal, and release the waiting parent. */
 export function reportReady(): void {
-  if (!isBackgroundChild()) return;
+  const ready = readyFd();
+  if (ready < 0) return;
   setsid();
   const devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   for (const fd of [0, 1, 2]) dup2(devnull, fd);
   close(devnull);
-  writeBytes(READY_FD, new Uint8Array([0x0a]));
-  close(READY_FD);
+  writeBytes(ready, new Uint8Array([0x0a]));
+  close(ready);
   delete process.env[READY_FD_ENV];
 }

@@ -4,6 +4,7 @@ import { parseCommandLine, type Config } from "./cli/config.ts";
 import { CliError } from "./cli/errors.ts";
 import { PROGRAM_NAME, VERSION_TEXT } from "./cli/version.ts";
 import { log, setupLogging, writeAll } from "./log.ts";
+import { runPasst } from "./passt.ts";
 import { runPasta } from "./pasta.ts";
 
 const STDOUT = 1;
@@ -14,15 +15,12 @@ const STDERR = 2;
  * entered, a netlink request the kernel refuses...) are one line naming the cause, not a stack trace.
  */
 export async function runMode(config: Config, args: readonly string[]): Promise<number> {
-  if (config.mode === "passt") {
-    writeAll(STDERR, `${PROGRAM_NAME}: passt mode is not available in this build yet\n`);
-    return 1;
-  }
   // pasta running a command is quiet unless asked otherwise: the command's output is what the user watches.
   if (config.command.length > 0 && config.logLevel === "info") setupLogging({ ...config, logLevel: "warn" });
+  // The background half of a hand-off is started as `orzo MODE ARGS`, however this one was invoked.
+  const handOffArgs = args[0] === config.mode ? args : [config.mode, ...args];
   try {
-    // The background half of a hand-off is started as `orzo pasta ARGS`, however this one was invoked.
-    return await runPasta(config, args[0] === "pasta" ? args : ["pasta", ...args]);
+    return await (config.mode === "passt" ? runPasst(config, handOffArgs) : runPasta(config, handOffArgs));
   } catch (e) {
     log.debug(e instanceof Error ? (e.stack ?? e.message) : String(e));
     writeAll(STDERR, `${PROGRAM_NAME}: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readRss } from "./helpers/process.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ beforeAll(async () => {
   await host.runRouter(["ip", "addr", "add", `${REMOTE4}/32`, "dev", "lo"]);
   await host.runRouter(["ip", "addr", "add", `${REMOTE6}/128`, "dev", "lo"]);
   tmp = mkdtempSync(join(tmpdir(), "orzo-tcp-"));
+  chmodSync(tmp, 0o777); // the rootless tests run as nobody
   for (const [name, size] of [["2k", 2048], ["5k", 5120], ["400k", 400 << 10], ["100m", 100 << 20]] as const) {
     const data = new Uint8Array(size);
     for (let off = 0; off < size; off += 65536) crypto.getRandomValues(data.subarray(off, Math.min(size, off + 65536)));
@@ -66,8 +67,10 @@ function pasta(args: string[], script: string, timeoutMs = 60_000) {
 }
 
 /** A namespace-side script prefix that starts a command in the background and waits until it listens. */
-function inNsListening(cmd: string, port: number, readyFile: string): string {
-  return `${cmd} & while ! ss -Hltn "sport = :${port}" | grep -q .; do sleep 0.01; done; touch ${readyFile}; wait`;
+function inNsListening(cmd: string, port: number | number[], readyFile: string): string {
+  const ports = Array.isArray(port) ? port : [port];
+  const check = ports.map((p) => `ss -Hltn "sport = :${p}" | grep -q .`).join(" && ");
+  return `${cmd} & while ! { ${check}; }; do sleep 0.01; done; touch ${readyFile}; wait`;
 }
 
 async function nsToHost(v6: boolean, file: string, dest: "remote" | "gateway"): Promise<void> {
@@ -380,5 +383,28 @@ describe("automatic forwarding", () => {
     expect(r2.code).toBe(0);
     await hostServer.done;
     expect(sha(hostServer.out)).toBe(files["5k"].sha);
+  });
+});
+
+describe("TCP rootless", () => {
+  const nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"];
+  test("as uid 65534: tap path both ways and the splice path", async () => {
+    const port = nextPort++;
+    const server = await shaServer("router", false, port);
+    const r = await host.run([...nobody, orzo, "pasta", "--config-net", "--", "socat", "-u", `OPEN:${files["100m"].path}`, `TCP4:${REMOTE4}:${port}`], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    await server.done;
+    expect(sha(server.out)).toBe(files["100m"].sha);
+
+    // Two servers in the namespace: one reached over the tap path (from the router), one spliced (host loopback).
+    const [p2, p3] = [nextPort++, nextPort++];
+    const ready = join(tmp, `ready-${p2}`);
+    const server2 = `socat -u TCP4-LISTEN:${p2} SYSTEM:'sha256sum > ${tmp}/sha-${p2}'`;
+    const ns = host.run([...nobody, orzo, "pasta", "--config-net", "-t", `${p2},${p3}`, "--", "sh", "-c", inNsListening(`${server2} & socat -u TCP4-LISTEN:${p3} SYSTEM:'sha256sum > ${tmp}/sha-${p3}'`, [p2, p3], ready)], { timeoutMs: 30_000 });
+    expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
+    expect((await host.runRouter(["socat", "-u", `OPEN:${files["5k"].path}`, `TCP4:${TOPOLOGY.host4}:${p2}`])).code).toBe(0);
+    expect((await host.run(["socat", "-u", `OPEN:${files["5k"].path}`, `TCP4:127.0.0.1:${p3}`])).code).toBe(0);
+    expect((await ns).code).toBe(0);
+    expect([sha(join(tmp, `sha-${p2}`)), sha(join(tmp, `sha-${p3}`))]).toEqual([files["5k"].sha, files["5k"].sha]);
   });
 });

@@ -149,7 +149,9 @@ async function holdClient(addr: string, port: number, n: number): Promise<void> 
             hostname: addr,
             port,
             socket: {
-              open: (s) => s.write("h"),
+              open: (s) => {
+                s.write("h");
+              },
               data: (s) => {
                 clearTimeout(timer);
                 resolve(s);

@@ -31,6 +31,7 @@ export const SO_ERROR = 4;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_KEEPALIVE = 9;
+export const SO_PEERCRED = 17;
 export const SO_LINGER = 13;
 export const SO_RCVLOWAT = 18;
 export const SO_BINDTODEVICE = 25;

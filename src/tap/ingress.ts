@@ -67,6 +67,11 @@ export class L2Ingress implements FrameSink {
     if (announce) this.services.announce(performance.now());
   }
 
+  /** The link became usable later (passt: a guest connected): solicit the guest's addresses to learn its MAC. */
+  announce(now: number): void {
+    this.services?.announce(now);
+  }
+
   /** One frame from the guest. */
   frame(buf: Uint8Array, addr: number, off: number, len: number, now: number): void {
     this.counts.frames++;

@@ -18,9 +18,9 @@
  * adopt() takes an already connected one (--fd). A second client while one is served is accepted and closed at
  * once. When the guest goes away, onDisconnect says why; frames for the guest are discarded until the next one.
  */
-import { unlinkSync } from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { EpollType } from "../epoll_ref.ts";
-import { log, rateLimited } from "../log.ts";
+import { log } from "../log.ts";
 import type { EventLoop } from "../loop.ts";
 import {
   AF_UNIX, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_DONTWAIT,
@@ -33,11 +33,11 @@ import { copyMem, Mem } from "../syscalls/mem.ts";
 import { IovecArray } from "../syscalls/msg.ts";
 import { accept4, bind, connect, getsockoptRaw, listen, setsockoptInt, socket } from "../syscalls/socket.ts";
 import { MSGHDR } from "../syscalls/structs.ts";
+import { ETH_HLEN } from "../wire/ethernet.ts";
 import { ETH_MAX_LEN, Link, type FrameSink } from "./link.ts";
 
 /** Bytes in front of each frame on the stream: its length. */
 export const STREAM_HEADROOM = 4;
-const ETH_HLEN = 14;
 const ARENA_BYTES = 8 << 20;
 const INPUT_BYTES = 8 << 20;
 const PENDING_BYTES = 8 << 20;
@@ -45,7 +45,6 @@ const PENDING_BYTES = 8 << 20;
 const SOCKET_BUFFER = 0x3fffffff;
 /** passt's default socket paths: the first free one of /tmp/passt_1.socket ... /tmp/passt_99.socket. */
 const DEFAULT_PATH_MAX = 99;
-const sendErrorLog = rateLimited("passt: send error");
 
 /** What the stream reports to its owner. */
 export interface StreamEvents {
@@ -57,7 +56,7 @@ export interface StreamEvents {
 
 /** The qemu stream socket link. */
 export class PasstStream extends Link {
-  /** Frames dropped because they were cut off by a disconnection or did not fit behind pending bytes. */
+  /** Counters: guests served and refused, bad lengths, writes the socket took only part of, frames dropped behind them. */
   readonly streamStats = { connections: 0, refused: 0, badLength: 0, partialWrites: 0, pendingDropped: 0 };
   /** The socket path listened on, when listening. */
   path: string | undefined;
@@ -287,7 +286,6 @@ export class PasstStream extends Link {
   /** The connection is gone: drop it and tell the owner. */
   private lost(reason: string): void {
     this.drop();
-    if (reason.startsWith("send")) sendErrorLog.warn(`passt: ${reason}`);
     this.events.onDisconnect(reason);
   }
 
@@ -332,11 +330,11 @@ function bindListener(path: string): number {
   return fd;
 }
 
-/** Removes a socket file if it is there. */
+/** Removes a socket file if one is there: anything else at the path is left for bind to refuse. */
 function rmSocketFile(path: string): void {
   try {
-    unlinkSync(path);
+    if (lstatSync(path).isSocket()) unlinkSync(path);
   } catch {
-    // Not there (or not ours to remove): bind reports what matters.
+    // Not there, or not ours to remove: bind reports what matters.
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * passt mode: a qemu guest on a UNIX stream socket, with the same services and flows as pasta behind it.
+ *
+ * The guest's addressing comes from the host, as in pasta, but there is no namespace to enter or configure: the
+ * guest configures itself over DHCP, NDP and DHCPv6. Start-up order follows pasta's: everything that can fail
+ * (host addressing, the socket path, forwarded ports) happens before readiness is announced; once the socket
+ * listens (or --fd was taken on), the qemu option that connects to it is printed, the PID file is written, and
+ * orzo goes to the background unless -f. One guest is served at a time; when it disconnects orzo waits for the
+ * next one, or exits with status 0 under -1/--one-off (implied by --fd).
+ */
+import type { Config } from "./cli/config.ts";
+import { flowTableInit } from "./flows/epoll.ts";
+import { Pif } from "./flows/flow.ts";
+import { TcpListeners } from "./flows/tcp_listen.ts";
+import type { UdpFlows } from "./flows/udp.ts";
+import { targetPort, type ForwardTable } from "./fwd/rules.ts";
+import { handOffToBackground, isBackgroundChild, reportReady, writePidFile } from "./lifecycle.ts";
+import { log } from "./log.ts";
+import { EventLoop } from "./loop.ts";
+import { resolveNetConf, templateInterfaces } from "./netconf.ts";
+import { Netlink } from "./ns/netlink.ts";
+import { readResolvConf } from "./resolv.ts";
+import { L2Ingress } from "./tap/ingress.ts";
+import { PasstStream } from "./tap/passt_stream.ts";
+import { inanyToText } from "./wire/inany.ts";
+
+/** Runs passt mode to the end; returns the exit status. */
+export async function runPasst(config: Config, argv: readonly string[]): Promise<number> {
+  const fds = config.socketFd === undefined ? [] : [config.socketFd];
+  if (!config.foreground && !isBackgroundChild()) return handOffToBackground(argv, fds);
+
+  const hostNl = new Netlink();
+  const host = hostNl.hostAddressing(templateInterfaces(config));
+  hostNl.close();
+  const netconf = resolveNetConf(config, host, readResolvConf());
+
+  const loop = new EventLoop();
+  const flows = flowTableInit();
+  const ingress = new L2Ingress(netconf);
+  const stream = new PasstStream(loop, ingress, {
+    onConnect: (now) => ingress.announce(now),
+    onDisconnect: (reason) => {
+      if (config.oneOff) {
+        log.info(`passt: ${reason}: exiting`);
+        loop.stop(0);
+      } else log.info(`passt: ${reason}: waiting for the next guest`);
+    },
+  });
+  try {
+    // No guest yet: the initial solicitations go out when one connects.
+    ingress.attach(loop, stream, false);
+    const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, {
+      freebind: config.freebind, noSplice: true, hostLoToNsLo: false,
+    });
+    tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
+    listenUdp(ingress.udp!, config.forward.udpIn);
+    loop.onFlush((now) => {
+      flows.defer(now, false);
+      stream.flush();
+    });
+    loop.every(1000, (now) => flows.defer(now, true));
+    if (config.socketFd !== undefined) stream.adopt(config.socketFd, performance.now());
+    else {
+      const path = stream.listen(config.socketPath);
+      log.info(`passt: listening on ${path}; qemu 7.2 or later connects with:`);
+      log.info(`    -device virtio-net-pci,netdev=s -netdev stream,id=s,server=off,addr.type=unix,addr.path=${path}`);
+      stream.startListening();
+    }
+    if (config.pidFile) writePidFile(config.pidFile);
+    reportReady();
+    const status = await loop.run();
+    log.debug(`link ${JSON.stringify(stream.stats)}, stream ${JSON.stringify(stream.streamStats)}, ingress ${JSON.stringify(ingress.drops)}`);
+    log.debug(`exiting with status ${status}`);
+    return status;
+  } finally {
+    stream.close();
+  }
+}
+
+/**
+ * Opens a UDP listener for every port of every -u rule. As for TCP, a port of a normal rule that cannot be bound
+ * is an error; a weak rule (`all`, exclude-only) fails only when none of its ports can be bound.
+ */
+function listenUdp(udp: UdpFlows, table: ForwardTable): void {
+  table.rules.forEach((rule, index) => {
+    if (rule.ifname) log.warn(`passt: UDP forwarding ignores the interface in %${rule.ifname}`);
+    const addr = rule.listenAddr === null ? "" : inanyToText(rule.listenAddr, 0);
+    let ok = 0;
+    let lastError = "";
+    for (let port = rule.first; port <= rule.last; port++) {
+      try {
+        udp.listen(addr, port, targetPort(rule, port), index);
+        ok++;
+      } catch (e) {
+        lastError = `port ${port}: ${e instanceof Error ? e.message : e}`;
+        if (!rule.weak) throw new Error(`cannot listen on UDP ${lastError}`);
+      }
+    }
+    if (ok === 0) throw new Error(`cannot listen on any UDP port of ${rule.first}-${rule.last} (${lastError})`);
+  });
+}
