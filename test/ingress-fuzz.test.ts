@@ -115,7 +115,7 @@ class Harness {
     const s = this.services.stats;
     let handled = 0;
     for (const name in this.handled) handled += this.handled[name];
-    return d.icmpOff + d.udpMalformed + d.unhandledL4 + d.protocol + s["dhcp.requests"] + s["dhcpv6.requests"] + s["ndp.requests"] + handled;
+    return d.icmpOff + d.udpMalformed + d.protocol + s["dhcp.requests"] + s["dhcpv6.requests"] + s["ndp.requests"] + handled;
   }
 
   /** Hands len bytes of frame to the ingress at a varying offset, random bytes behind, and checks the counting. */

@@ -33,8 +33,6 @@ export interface IngressDrops {
   loopback: number;
   protocol: number;
   udpMalformed: number;
-  /** TCP and UDP flows are not handled yet by this build. */
-  unhandledL4: number;
   icmpOff: number;
 }
 
@@ -43,7 +41,7 @@ export class L2Ingress implements FrameSink {
   /** Frames accepted, by kind. */
   readonly counts = { frames: 0, arp: 0, ipv4: 0, ipv6: 0 };
   /** Frames dropped, by reason. */
-  readonly drops: IngressDrops = { runt: 0, ethertype: 0, ipv4Malformed: 0, ipv6Malformed: 0, fragment: 0, loopback: 0, protocol: 0, udpMalformed: 0, unhandledL4: 0, icmpOff: 0 };
+  readonly drops: IngressDrops = { runt: 0, ethertype: 0, ipv4Malformed: 0, ipv6Malformed: 0, fragment: 0, loopback: 0, protocol: 0, udpMalformed: 0, icmpOff: 0 };
   private readonly info = new L3Info();
   private services: L2Services | undefined;
   private ping: PingFlows | undefined;
