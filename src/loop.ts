@@ -37,7 +37,7 @@ const epollFds: number[] = [];
 /** The epoll fd registered under an instance id. */
 export function epollFdOf(id: number): number {
   const fd = epollFds[id];
-  if (fd === undefined) throw new Error(`no epoll instance with id ${id}`);
+  if (fd === undefined || fd < 0) throw new Error(`no epoll instance with id ${id}`);
   return fd;
 }
 
@@ -78,9 +78,11 @@ export class EventLoop {
   constructor(options: LoopOptions = {}) {
     this.timeoutMs = Math.min(options.timeoutMs ?? LOOP_TIMEOUT_MAX_MS, LOOP_TIMEOUT_MAX_MS);
     this.epfd = epollCreate();
-    this.id = epollFds.length;
+    // Ids of closed instances are reused: flows store the id in 8 bits.
+    const free = epollFds.indexOf(-1);
+    this.id = free >= 0 ? free : epollFds.length;
     if (this.id > 0xff) throw new Error("too many epoll instances");
-    epollFds.push(this.epfd);
+    epollFds[this.id] = this.epfd;
   }
 
   /** Sets the handler for an epoll type. */
@@ -178,6 +180,7 @@ export class EventLoop {
   /** Closes the epoll fd; the instance id stays reserved so stale flow records cannot alias another loop. */
   close(): void {
     close(this.epfd);
+    if (epollFds[this.id] === this.epfd) epollFds[this.id] = -1;
   }
 
   private dispatch(type: number, fd: number, payload: number, events: number, now: number): void {

@@ -35,7 +35,7 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
   const netconf = resolveNetConf(config, host, readResolvConf());
 
   const loop = new EventLoop();
-  const flows = flowTableInit();
+  const flows = flowTableInit(undefined, loop.id);
   const ingress = new L2Ingress(netconf);
   const stream = new PasstStream(loop, ingress, {
     onConnect: (now) => ingress.announce(now),

@@ -57,7 +57,7 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   hostNl.close();
 
   const loop = new EventLoop();
-  const flows = flowTableInit();
+  const flows = flowTableInit(undefined, loop.id);
   const ingress = new L2Ingress(netconf);
   const tap = new PastaTap(loop, tapFd, ingress, (reason) => {
     log.error(reason);

@@ -25,7 +25,7 @@ const fds: number[] = [];
 
 beforeEach(() => {
   loop = new EventLoop();
-  t = flowTableInit(64);
+  t = flowTableInit(64, loop.id);
 });
 afterEach(() => {
   t.forEachActive((f) => t.markFree(f));

@@ -61,7 +61,7 @@ const fdCount = (): number => readdirSync("/proc/self/fd").length;
 /** A real ingress on a recording link, with counters of everything the accounting needs. */
 class Harness {
   readonly loop = new EventLoop({ timeoutMs: 50 });
-  readonly flows: FlowTable = flowTableInit(FLOW_CAPACITY);
+  readonly flows: FlowTable = flowTableInit(FLOW_CAPACITY, this.loop.id);
   readonly nc = S.testNetConf();
   readonly link = new S.RecordingLink();
   readonly ingress = new L2Ingress(this.nc);

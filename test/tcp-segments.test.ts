@@ -51,8 +51,8 @@ function parse(frame: Uint8Array): Seg {
 /** A TCP path over a recording link, in a private namespace for the duration of fn (synchronous). */
 function withTcp(fn: (env: { loop: EventLoop; link: RecordingLink; tcp: TcpFlows; input: TcpTapInput; send: (f: Uint8Array) => void; spin: (until: () => boolean) => void }) => void): void {
   inPrivateNetns(() => {
-    const flows = flowTableInit(64);
     const loop = new EventLoop();
+    const flows = flowTableInit(64, loop.id);
     const link = new RecordingLink(1 << 20, 256);
     const nc = testNetConf();
     const tcp = new TcpFlows(loop, nc, link);
@@ -82,7 +82,7 @@ function withTcp(fn: (env: { loop: EventLoop; link: RecordingLink; tcp: TcpFlows
 
 describe("TCP from the guest", () => {
   test("handshake with a real listener: SYN-ACK with options only after connect, data reaches the socket, FIN closes", () => {
-    withTcp(({ link, send, spin }) => {
+    withTcp(({ link, send, spin, tcp }) => {
       const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       bind(lfd, { family: "ipv4", address: "127.0.0.1", port: 7001 });
       listen(lfd, 4);
@@ -106,6 +106,12 @@ describe("TCP from the guest", () => {
       const buf = new Mem(64);
       expect(recv(conn, buf.addr, 64, 0)).toBe(hello.length);
       expect(new TextDecoder().decode(buf.bytes.subarray(0, hello.length))).toBe("hello, host");
+      // Silent for 30 s: a keepalive one byte behind what was sent.
+      tcp.keepalive(performance.now() + 31_000);
+      const ka = link.take().map(parse);
+      expect(ka.length).toBe(1);
+      expect(ka[0].flags).toBe(TCP_ACK);
+      expect(ka[0].seq).toBe(isn);
       send(segment(40000, 7001, 1001 + hello.length, isn + 1, TCP_ACK | TCP_FIN));
       expect(link.take().map(parse).at(-1)!.ack).toBe(1002 + hello.length);
       expect(recv(conn, buf.addr, 64, 0)).toBe(0);

@@ -69,7 +69,7 @@ interface Rig {
 
 function rig(options: UdpOptions = {}, tweak?: (nc: NetConf) => void): Rig {
   const loop = new EventLoop({ timeoutMs: 20 });
-  flowTableInit(1024);
+  flowTableInit(1024, loop.id);
   const nc = testNetConf();
   nc.ip6.addrLinkLocalSeen.set(ip(GUEST_LL));
   tweak?.(nc);
@@ -387,7 +387,7 @@ describe("UDP through the ingress: bad input", () => {
   test("random and truncated UDP frames never throw and are counted", () => {
     inPrivateNetns(() => {
       const loop = new EventLoop({ timeoutMs: 5 });
-      flowTableInit(4096);
+      flowTableInit(4096, loop.id);
       const nc = testNetConf();
       const link = new RecordingLink(1 << 20, 256);
       const ingress = new L2Ingress(nc);

@@ -28,9 +28,9 @@ export function flows(): FlowTable {
   return table;
 }
 
-/** Makes the flow table in use, with a fixed capacity. */
-export function flowTableInit(capacity = FLOW_CAPACITY_DEFAULT): FlowTable {
-  table = new FlowTable(capacity);
+/** Makes the flow table in use, with a fixed capacity, its flows registered in the epoll instance epollId. */
+export function flowTableInit(capacity = FLOW_CAPACITY_DEFAULT, epollId = 0): FlowTable {
+  table = new FlowTable(capacity, epollId);
   table.releaseFds = flowReleaseFds;
   return table;
 }

@@ -114,7 +114,11 @@ export class FlowTable {
   private active = 0;
   private readonly typeOps: (FlowTypeOps | undefined)[] = [];
 
-  constructor(capacity = FLOW_CAPACITY_DEFAULT) {
+  /** The epoll instance new flows register in (the loop that owns the table). */
+  readonly defaultEpollId: number;
+
+  constructor(capacity = FLOW_CAPACITY_DEFAULT, epollId = 0) {
+    this.defaultEpollId = epollId;
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 0x3fffffff) {
       throw new RangeError(`flow table capacity out of range: ${capacity}`);
     }
@@ -353,7 +357,7 @@ export class FlowTable {
     this.oport[2 * f] = this.oport[2 * f + 1] = this.eport[2 * f] = this.eport[2 * f + 1] = 0;
     this.fd[2 * f] = this.fd[2 * f + 1] = -1;
     this.timer[f] = -1;
-    this.epollId[f] = 0;
+    this.epollId[f] = this.defaultEpollId;
     this.registered[f] = 0;
     this.events[f] = 0;
     this.flags[f] = 0;

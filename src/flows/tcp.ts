@@ -42,6 +42,8 @@ const PEEK_MAX = 2 << 20;
 const SPILL_SIZE = 512 << 10;
 const SPILL_BUFFERS = 32;
 const SYN_LINEAR_RETRIES = 4;
+/** Tap-side keepalive interval. */
+const KEEPALIVE_MS = 30_000;
 
 const resetLog = rateLimited("tcp: reset");
 
@@ -94,6 +96,20 @@ export class TcpFlows {
     loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
     loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
     loop.onFlush(() => this.flushAcks());
+    loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
+  }
+
+  /**
+   * Every 30 s, an ACK one byte behind to each established connection the guest was silent on: a guest that
+   * forgot the connection answers with a RST, which closes it here too (tcp.md §7).
+   */
+  keepalive(now: number): void {
+    const t = this.t;
+    const c = this.c;
+    t.forEachActive((f) => {
+      if (t.type[f] !== FlowType.TCP || !(t.events[f] & TcpEvent.ESTABLISHED) || now - t.lastActive[f] < KEEPALIVE_MS) return;
+      this.out.segment(f, this.tapSide(f), TCP_ACK, seqAdd(c.seqToTap[f], -1), null, 0, 0);
+    });
   }
 
   /** The side of flow f that faces the guest. */

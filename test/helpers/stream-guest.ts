@@ -258,7 +258,7 @@ export class ScriptedTcp {
   }
 
   /** A segment from the guest to the server. */
-  private segment(seq: number, ack: number, flags: number, data = new Uint8Array(0), mss = 0): Uint8Array {
+  private segment(seq: number, ack: number, flags: number, data: Uint8Array = new Uint8Array(0), mss = 0): Uint8Array {
     const e = this.e;
     const hlen = 20 + (mss ? 4 : 0);
     const f = new Uint8Array(L4 + hlen + data.length);
