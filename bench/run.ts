@@ -179,16 +179,18 @@ try {
         if (kind === "veth" && s.ceiling === null) continue;
         const t = (entry[kind] ??= { samples: [], failures: [] });
         const label = `[${rep}/${reps}] ${s.id} ${kind === "veth" ? (s.ceiling === "lo" ? "lo" : "veth") : kind}`;
+        const t0 = performance.now();
+        const took = () => `(${((performance.now() - t0) / 1000).toFixed(1)} s)`;
         try {
           const sample = await bounded(measureOnce(s, kind), (duration + 120) * 1000);
           t.samples.push(sample);
-          log(`${label}: ${sample.value.toFixed(s.unit === "Gbit/s" ? 2 : 1)} ${s.unit}`);
+          log(`${label}: ${sample.value.toFixed(s.unit === "Gbit/s" ? 2 : 1)} ${s.unit} ${took()}`);
         } catch (e) {
           const err = e as Error;
           if (err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError) harnessErrors.push(`${s.id} ${kind}: ${err.stack ?? err}`);
           const reason = String(err?.message ?? err).replace(/\s+/g, " ").trim();
           t.failures.push(reason);
-          log(`${label}: failed: ${reason}`);
+          log(`${label}: failed: ${reason} ${took()}`);
         }
       }
     }

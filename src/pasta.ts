@@ -22,12 +22,15 @@ import { NamespaceAgent } from "./ns/agent.ts";
 import type { AgentSpec } from "./ns/agent_protocol.ts";
 import { Netlink } from "./ns/netlink.ts";
 import { watchNamespace } from "./ns/nsquit.ts";
-import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW } from "./syscalls/constants.ts";
-import { getgid, getuid } from "./syscalls/process.ts";
+import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETOFFLOAD } from "./syscalls/constants.ts";
+import { getgid, getuid, ioctlInt } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
 import { TcpSplice } from "./flows/tcp_splice.ts";
+import { UdpListeners } from "./flows/udp_listen.ts";
+import { UdpSplice } from "./flows/udp_splice.ts";
+import type { ForwardTable } from "./fwd/rules.ts";
 import { Pif } from "./flows/flow.ts";
 import { PortScanner } from "./fwd/scan.ts";
 import { open } from "./syscalls/io.ts";
@@ -46,7 +49,9 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   const netconf = resolveNetConf(config, host, readResolvConf());
   const agent = await NamespaceAgent.start(agentSpec(config), attaching ? "ignore" : "inherit");
   const ifname = namespaceIfname(config, host, netconf);
-  const tapFd = agent.openTap(ifname);
+  // A vnet header on every frame lets the kernel finish TCP checksums and segmentation for us (both ways).
+  const tapFd = agent.openTap(ifname, true);
+  const offload = ioctlInt(tapFd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
   const nsNl = new Netlink({ fd: agent.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
   nsNl.setLinkUp(nsNl.linkIndex("lo"));
   const ifindex = nsNl.linkIndex(ifname);
@@ -62,7 +67,7 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   const tap = new PastaTap(loop, tapFd, ingress, (reason) => {
     log.error(reason);
     loop.stop(1);
-  });
+  }, true, offload);
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
   ingress.attach(loop, tap, config.configNet);
   const splice = new TcpSplice(loop, ingress.tcp!.io, agent);
@@ -71,7 +76,16 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   });
   tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
   tcpListeners.listenAll(config.forward.tcpOut, Pif.SPLICE);
-  const scanners = tcpScanners(config, agent, tcpListeners);
+  const udp = ingress.udp!;
+  const udpSplice = new UdpSplice(netconf, { ns: agent, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo });
+  udp.splice = udpSplice;
+  const udpListeners = new UdpListeners(udp, { freebind: config.freebind });
+  udpListeners.listenAll(config.forward.udpIn, Pif.HOST);
+  udpListeners.listenAll(config.forward.udpOut, Pif.SPLICE);
+  const scanners = [
+    ...portScanners(agent, config.forward.tcpIn, config.forward.tcpOut, tcpListeners),
+    ...portScanners(agent, config.forward.udpIn, config.forward.udpOut, udpListeners, tcpListeners),
+  ];
   for (const s of scanners) s.scan();
   loop.every(1000, () => {
     for (const s of scanners) s.scan();
@@ -113,20 +127,29 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   reportReady();
   const status = await loop.run();
   log.debug(`tcp ${JSON.stringify(ingress.tcp?.stats)}, to the guest ${JSON.stringify(ingress.tcp?.out.stats)}, link ${JSON.stringify(tap.stats)}`);
+  log.debug(`udp ${JSON.stringify(udp.stats)}, spliced ${JSON.stringify(udpSplice.stats)}`);
   log.debug(`exiting with status ${status}`);
   agent.close();
   return status;
 }
 
+/** The listeners of one protocol on both sides, as TcpListeners and UdpListeners keep them. */
+interface SideListeners {
+  listenOne(addr: Uint8Array | null, dualStack: boolean, ifname: string | null, port: number, rule: number, pif: Pif): number;
+  closeOne(fd: number, port: number, pif: Pif): void;
+  portMap(pif: Pif): Uint32Array;
+}
+
 /**
- * Scanners for `-t auto` (listen on the host for ports bound in the namespace) and `-T auto` (listen in the
- * namespace for ports bound on the host).
+ * Scanners for `-t auto` / `-u auto` (listen on the host for ports bound in the namespace) and `-T auto` /
+ * `-U auto` (listen in the namespace for ports bound on the host). UDP scans also take listening TCP ports,
+ * less those of orzo's own TCP listeners (tcp).
  */
-function tcpScanners(config: Config, agent: NamespaceAgent, listeners: TcpListeners): PortScanner[] {
+function portScanners(agent: NamespaceAgent, inTable: ForwardTable, outTable: ForwardTable, listeners: SideListeners, tcp?: SideListeners): PortScanner[] {
   const scanners: PortScanner[] = [];
   const sides = [
-    { table: config.forward.tcpIn, pif: Pif.HOST, other: Pif.SPLICE, open: (path: string) => agent.open(path, O_RDONLY) },
-    { table: config.forward.tcpOut, pif: Pif.SPLICE, other: Pif.HOST, open: (path: string) => open(path, O_RDONLY | O_CLOEXEC) },
+    { table: inTable, pif: Pif.HOST, other: Pif.SPLICE, open: (path: string) => agent.open(path, O_RDONLY) },
+    { table: outTable, pif: Pif.SPLICE, other: Pif.HOST, open: (path: string) => open(path, O_RDONLY | O_CLOEXEC) },
   ];
   for (const { table, pif, other, open: openFile } of sides) {
     if (table.mode !== "auto") continue;
@@ -137,7 +160,13 @@ function tcpScanners(config: Config, agent: NamespaceAgent, listeners: TcpListen
         return undefined;
       }
     };
-    const files = { tcp: tryOpen("/proc/net/tcp"), tcp6: tryOpen("/proc/net/tcp6") };
+    const udp = table.proto === "udp";
+    const files = {
+      tcp: tryOpen("/proc/net/tcp"),
+      tcp6: tryOpen("/proc/net/tcp6"),
+      udp: udp ? tryOpen("/proc/net/udp") : undefined,
+      udp6: udp ? tryOpen("/proc/net/udp6") : undefined,
+    };
     scanners.push(new PortScanner(table, files, {
       open: (port, rule) => {
         const r = table.rules[rule];
@@ -145,6 +174,7 @@ function tcpScanners(config: Config, agent: NamespaceAgent, listeners: TcpListen
       },
       close: (fd, port) => listeners.closeOne(fd, port, pif),
       exclude: listeners.portMap(other),
+      excludeTcp: tcp?.portMap(other),
     }));
   }
   return scanners;

@@ -33,7 +33,7 @@ import { inanyIsV4 } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
 import { INACTIVITY_MS, MAX_WINDOW, RTO_INIT_MS, RTO_MAX_MS, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
-import { TcpTapOut } from "./tcp_out.ts";
+import { TCP_SUPER_FRAME_PAYLOAD, TcpTapOut } from "./tcp_out.ts";
 import { TcpSockIo } from "./tcp_sockio.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
 
@@ -81,8 +81,11 @@ export class TcpFlows {
   private ackCount = 0;
   private now = 0;
 
+  private readonly offload: boolean;
+
   constructor(loop: EventLoop, private readonly nc: NetConf, link: Link) {
     const t = (this.t = flows());
+    this.offload = link.offload;
     this.c = new TcpConns(t.capacity);
     this.out = new TcpTapOut(nc, link, t, this.c);
     this.progress = new Float64Array(t.capacity);
@@ -278,7 +281,8 @@ export class TcpFlows {
       return;
     }
     const ts = this.tapSide(f);
-    const mss = c.mss[f];
+    // With offload, super-frames of whole MSS multiples: the kernel cuts them into the guest's MSS.
+    const mss = this.offload ? Math.max(c.mss[f], TCP_SUPER_FRAME_PAYLOAD - (TCP_SUPER_FRAME_PAYLOAD % c.mss[f])) : c.mss[f];
     c.seqAckToTap[f] = c.seqFromTap[f];
     this.updateWindow(f);
     for (let p = 0; p < n; p += mss) {

@@ -13,10 +13,19 @@ import { INANY_V4_OFF, IPPROTO_TCP } from "../wire/ip.ts";
 import { IP4_DST, IP4_HLEN, IP4_SRC, ipv4Emit } from "../wire/ipv4.ts";
 import { IP6_DST, IP6_HLEN, IP6_SRC, ipv6Emit } from "../wire/ipv6.ts";
 import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
-import { TCP_ACK, TCP_DPORT, TCP_HLEN, TCP_RST, TCP_SPORT, TCP_SYN, tcpEmit, tcpSetChecksum4, tcpSetChecksum6 } from "../wire/tcp.ts";
+import { csumFold, pseudoHeader4, pseudoHeader6 } from "../wire/checksum.ts";
+import { wr16 } from "../wire/bytes.ts";
+import { TCP_ACK, TCP_CSUM, TCP_DPORT, TCP_HLEN, TCP_RST, TCP_SPORT, TCP_SYN, tcpEmit, tcpSetChecksum4, tcpSetChecksum6 } from "../wire/tcp.ts";
 import { rd16 } from "../wire/bytes.ts";
 import type { FlowTable, Side } from "./flow.ts";
 import { seqAdd, TcpConns, WINDOW_DEFAULT } from "./tcp_conn.ts";
+
+/** virtio_net_hdr GSO types. */
+const VIRTIO_GSO_TCPV4 = 1;
+const VIRTIO_GSO_TCPV6 = 4;
+
+/** Most TCP payload in one super-frame to a link with offload (the IP length field's limit, less headers). */
+export const TCP_SUPER_FRAME_PAYLOAD = 65535 - IP6_HLEN - TCP_HLEN;
 
 /** Room for the headers of the largest TCP segment toward the guest (IPv6, SYN options). */
 export const TCP_FRAME_OVERHEAD = ETH_HLEN + IP6_HLEN + TCP_HLEN + 8;
@@ -60,7 +69,13 @@ export class TcpTapOut {
     const i = 2 * f + ts;
     tcpEmit(b, tcp, t.oport[i], t.eport[i], seq, ack, flags, wnd, mss, mss > 0 ? c.wsToTap[f] : -1);
     if (len > 0 && src !== null) b.set(src.subarray(srcOff, srcOff + len), tcp + TCP_HLEN + optLen);
-    if (v4) tcpSetChecksum4(b, ip, tcp, tcpLen);
+    if (link.offload) {
+      // The kernel completes the checksum from the pseudo-header sum, and cuts a super-frame into MSS segments.
+      const ph = v4 ? pseudoHeader4(b, ip + IP4_SRC, b, ip + IP4_DST, IPPROTO_TCP, tcpLen) : pseudoHeader6(b, ip + IP6_SRC, b, ip + IP6_DST, IPPROTO_TCP, tcpLen);
+      wr16(b, tcp + TCP_CSUM, csumFold(ph));
+      const gso = len > c.mss[f] ? c.mss[f] : 0;
+      link.markOffload(ETH_HLEN + ipLen, TCP_CSUM, v4 ? VIRTIO_GSO_TCPV4 : VIRTIO_GSO_TCPV6, gso, ETH_HLEN + ipLen + TCP_HLEN + optLen);
+    } else if (v4) tcpSetChecksum4(b, ip, tcp, tcpLen);
     else tcpSetChecksum6(b, ip, tcp, tcpLen);
     link.commit(ETH_HLEN + ipLen + tcpLen);
     if (len > 0) {

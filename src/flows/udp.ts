@@ -22,6 +22,11 @@
  * Datagrams that reached the new socket before connect() took effect may belong to other flows: the socket is
  * then read once through the listener path, which sends each datagram where it belongs.
  *
+ * Spliced (pasta, udp_splice.ts): a datagram from the host's loopback on a -u listener, or one on a -U listener in
+ * the namespace, opens a flow whose target side is a socket too, in the namespace or on the host; datagrams on
+ * either socket are then written to the other. Which socket a datagram came from is in its epoll reference, and
+ * the other side's pif says whether it goes to the tap or to a socket.
+ *
  * Errors: IP_RECVERR queues ICMP errors on the socket; they are counted and dropped (not yet translated into
  * ICMP to the guest), and a pending error (ECONNREFUSED and the like) on send or receive is counted and the call
  * retried once: the flow stays. Expiry follows the reference: a flow idle beyond the UDP timeout (the host's
@@ -34,12 +39,16 @@ import type { EventLoop } from "../loop.ts";
 import type { NetConf } from "../netconf.ts";
 import { commitUdp4From, commitUdp6From, UDP4_DATA, UDP6_DATA } from "../services/frame.ts";
 import type { Link } from "../tap/link.ts";
-import { EPOLLERR, EPOLLIN, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPV6_UNICAST_HOPS, MSG_DONTWAIT, MSG_NOSIGNAL } from "../syscalls/constants.ts";
+import {
+  EPOLLERR, EPOLLIN, IP_FREEBIND, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_UNICAST_HOPS, MSG_DONTWAIT, MSG_NOSIGNAL,
+  SO_BINDTODEVICE, SOL_SOCKET,
+} from "../syscalls/constants.ts";
 import { Errno, SyscallError } from "../syscalls/errno.ts";
 import { close, recv, recvmmsg, send } from "../syscalls/io.ts";
 import { copyMem, Mem } from "../syscalls/mem.ts";
 import { MmsgArray } from "../syscalls/msg.ts";
-import { setsockoptInt } from "../syscalls/socket.ts";
+import { setsockoptBytes, setsockoptInt } from "../syscalls/socket.ts";
+import { encodeCString } from "../syscalls/strings.ts";
 import { logEnabled, rateLimited } from "../log.ts";
 import { copyBytes, rd16 } from "../wire/bytes.ts";
 import { INANY_V4_OFF } from "../wire/ip.ts";
@@ -48,6 +57,7 @@ import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
 import { guestAddress, inanyIsUnicast, inanyIsUnset, natInboundSource, natOutbound } from "./nat.ts";
 import { ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, localInany, udpSocket } from "./udp_sock.ts";
+import { isPendingError, type UdpSplice } from "./udp_splice.ts";
 
 /** UDP timeout when the host's conntrack setting cannot be read (nf_conntrack_udp_timeout). */
 export const UDP_TIMEOUT_DEFAULT_MS = 30_000;
@@ -84,6 +94,16 @@ export interface UdpOptions {
  */
 export type UdpInboundTarget = (rule: number, port: number, pif: number, addr: Uint8Array) => number;
 
+/** Where and how a listening socket is opened (listenSocket). */
+export interface UdpListenOptions {
+  /** HOST (default) or, in pasta, SPLICE: a socket in the namespace (-U). */
+  readonly pif?: Pif;
+  /** SO_BINDTODEVICE ("lo" for -U, %IFNAME of a rule). */
+  readonly ifname?: string | null;
+  /** --freebind: IP_FREEBIND / IPV6_FREEBIND. */
+  readonly freebind?: boolean;
+}
+
 /** UDP datagram relaying between the tap and host sockets. */
 export class UdpFlows {
   /** Counters. */
@@ -95,6 +115,8 @@ export class UdpFlows {
   readonly streamTimeoutMs: number;
   /** Where datagrams on listening sockets go: by default the port listen() gave; a rule table may take over. */
   inboundTarget: UdpInboundTarget = (_rule, port, pif) => (pif === Pif.HOST ? this.listenTarget[port] : -1);
+  /** pasta: spliced flows and sockets in the namespace; without it (passt) every flow goes to the tap. */
+  splice: UdpSplice | undefined;
 
   /** Datagram events per side, saturating at 255 (for the stream timeout). */
   private readonly activity: Uint8Array;
@@ -166,11 +188,16 @@ export class UdpFlows {
       this.ttl[f] = ttl;
       setsockoptInt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, ttl);
     }
-    let r = send(fd, addr + l4Off + 8, ulen - 8, MSG_NOSIGNAL | MSG_DONTWAIT);
+    this.sendOn(fd, addr + l4Off + 8, ulen - 8, f);
+  }
+
+  /** Sends one datagram on a flow's socket; a failure is counted (and logged, rate-limited), never thrown. */
+  private sendOn(fd: number, addr: number, len: number, f: number): void {
+    let r = send(fd, addr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r < 0 && isPendingError(-r)) {
       // An earlier ICMP error was reported instead of sending: it is cleared now, so the datagram can go.
       this.stats.socketErrors++;
-      r = send(fd, addr + l4Off + 8, ulen - 8, MSG_NOSIGNAL | MSG_DONTWAIT);
+      r = send(fd, addr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     if (r < 0) {
       this.stats.sendFailed++;
@@ -196,19 +223,23 @@ export class UdpFlows {
   }
 
   /**
-   * Opens a listening socket on the host on the inany addr (null: ::, dual-stack when dualStack) and port, its
-   * epoll reference carrying the rule; returns its fd or -errno.
+   * Opens a listening socket on the inany addr (null: ::, dual-stack when dualStack) and port, on the host or
+   * (opts.pif SPLICE) in the namespace, its epoll reference carrying the pif and the rule; returns its fd or -errno.
    */
-  listenSocket(addr: Uint8Array | null, dualStack: boolean, port: number, rule: number): number {
+  listenSocket(addr: Uint8Array | null, dualStack: boolean, port: number, rule: number, opts: UdpListenOptions = {}): number {
+    const pif = opts.pif ?? Pif.HOST;
     const v4 = addr !== null && inanyIsV4(addr, 0);
-    const fd = udpSocket(v4, !dualStack);
+    if (pif !== Pif.HOST && this.splice === undefined) return -Errno.EAFNOSUPPORT;
+    const fd = this.splice ? this.splice.socket(pif, v4, !dualStack) : udpSocket(v4, !dualStack);
     if (fd < 0) return fd;
-    const r = bindInany(fd, addr ?? ANY6, 0, port);
+    let r = opts.freebind ? setsockoptInt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : IPV6_FREEBIND, 1) : 0;
+    if (r === 0 && opts.ifname) r = setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, encodeCString(opts.ifname));
+    if (r === 0) r = bindInany(fd, addr ?? ANY6, 0, port);
     if (r < 0) {
       close(fd);
       return r;
     }
-    this.loop.add(EpollType.UDP_LISTEN, fd, listenRef(port, Pif.HOST, rule), EPOLLIN);
+    this.loop.add(EpollType.UDP_LISTEN, fd, listenRef(port, pif, rule), EPOLLIN);
     return fd;
   }
 
@@ -242,16 +273,8 @@ export class UdpFlows {
     natOutbound(this.nc, kb, 0, dport === PORT_DNS || dport === PORT_DNS_TLS, this.target, 0);
     const sock = udpSocket(v4, true);
     if (sock < 0) return this.drop(`no socket (errno ${-sock})`, -1);
-    // The guest's source port where the host has it free; otherwise connect() binds an ephemeral one.
-    bindInany(sock, v4 ? ANY4 : ANY6, 0, sport);
-    const r = connectInany(sock, this.target, 0, dport);
-    const lport = r < 0 ? r : localInany(sock, this.local, 0);
-    if (lport <= 0) {
-      close(sock);
-      return this.drop(`cannot connect (errno ${-lport})`, -1);
-    }
-    // Datagrams that reached the port before connect() were not replies: nothing has been sent yet.
-    while (recv(sock, this.rxBuf.addr, SLOT, MSG_DONTWAIT) >= 0) this.stats.strays++;
+    const lport = this.connectFlowSocket(sock, v4 ? ANY4 : ANY6, 0, sport, this.target, dport, this.local);
+    if (lport < 0) return this.drop(`cannot connect (errno ${-lport})`, -1);
     const t = flows();
     const f = t.alloc();
     if (f < 0) {
@@ -260,7 +283,25 @@ export class UdpFlows {
     }
     t.initiate(f, Pif.TAP, kb, INANY_LEN, sport, kb, 0, dport);
     t.target(f, Pif.HOST, this.local, 0, lport, this.target, 0, dport);
-    return this.activate(f, TGTSIDE, sock, now);
+    return this.activate(f, -1, sock, now);
+  }
+
+  /**
+   * Binds a new flow socket to the inany at bindAddr[bindOff] and port where that port is free (else to a port
+   * the kernel picks), connects it to dst:dport and reads our address there into out. Returns our port, or
+   * -errno with the socket closed. Datagrams that reached the port before connect() are discarded: they cannot
+   * be replies, nothing has been sent yet.
+   */
+  private connectFlowSocket(sock: number, bindAddr: Uint8Array, bindOff: number, port: number, dst: Uint8Array, dport: number, out: Uint8Array): number {
+    if (bindInany(sock, bindAddr, bindOff, port) < 0) bindInany(sock, bindAddr, bindOff, 0);
+    const r = connectInany(sock, dst, 0, dport);
+    const lport = r < 0 ? r : localInany(sock, out, 0);
+    if (lport <= 0) {
+      close(sock);
+      return lport < 0 ? lport : -Errno.EINVAL;
+    }
+    while (recv(sock, this.rxBuf.addr, SLOT, MSG_DONTWAIT) >= 0) this.stats.strays++;
+    return lport;
   }
 
   /**
@@ -269,14 +310,19 @@ export class UdpFlows {
    */
   private openFromHost(pif: number, port: number, sport: number, rule: number, now: number): number {
     const kb = this.keyBytes;
-    this.guest.fill(0);
-    const tport = this.inboundTarget(rule, port, pif, this.guest);
+    const dst = this.guest;
+    dst.fill(0);
+    const tport = this.inboundTarget(rule, port, pif, dst);
     if (tport <= 0 || tport > 65535) return this.drop("no forwarding rule", -1);
     const v4 = inanyIsV4(kb, 0);
-    if (!natInboundSource(this.nc, kb, INANY_LEN, this.target, 0)) return this.drop("source cannot be presented to the guest", -1);
-    if (inanyIsUnset(this.guest) && !this.guestAddressFor(v4)) return this.drop("guest address unknown", -1);
-    if (inanyIsV4(this.guest, 0) !== v4) return this.drop("target address of the other IP version", -1);
-    const sock = udpSocket(v4, true);
+    const tgtPif = this.splice ? this.splice.target(pif, kb, INANY_LEN, dst) : pif === Pif.HOST ? Pif.TAP : Pif.NONE;
+    if (tgtPif === Pif.NONE) return this.drop("not forwarded from this address", -1);
+    if (tgtPif === Pif.TAP) {
+      if (!natInboundSource(this.nc, kb, INANY_LEN, this.target, 0)) return this.drop("source cannot be presented to the guest", -1);
+      if (inanyIsUnset(dst) && !this.guestAddressFor(v4)) return this.drop("guest address unknown", -1);
+    }
+    if (inanyIsV4(dst, 0) !== v4) return this.drop("target address of the other IP version", -1);
+    const sock = this.splice ? this.splice.socket(pif, v4, true) : udpSocket(v4, true);
     if (sock < 0) return this.drop(`no socket (errno ${-sock})`, -1);
     let r = bindInany(sock, kb, 0, port);
     if (r === 0) r = connectInany(sock, kb, INANY_LEN, sport);
@@ -284,27 +330,45 @@ export class UdpFlows {
       close(sock);
       return this.drop(`cannot bind or connect (errno ${-r})`, -1);
     }
+    // Spliced: the target's socket, on the host bound to the peer's loopback address, in the namespace to any.
+    let tsock = -1;
+    let tsport = sport;
+    if (tgtPif !== Pif.TAP) {
+      tsock = this.splice!.socket(tgtPif, v4, true);
+      if (tgtPif === Pif.HOST) tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, kb, INANY_LEN, sport, dst, tport, this.target);
+      else tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, v4 ? ANY4 : ANY6, 0, sport, dst, tport, this.target);
+      if (tsport < 0) {
+        close(sock);
+        return this.drop(`no socket toward the target (errno ${-tsport})`, -1);
+      }
+    }
     const t = flows();
     const f = t.alloc();
     if (f < 0) {
       close(sock);
+      if (tsock >= 0) close(tsock);
       return this.drop("flow table full", -1);
     }
     t.initiate(f, pif as Pif, kb, INANY_LEN, sport, kb, 0, port);
-    t.target(f, Pif.TAP, this.target, 0, sport, this.guest, 0, tport);
-    const s = this.activate(f, INISIDE, sock, now);
+    t.target(f, tgtPif as Pif, this.target, 0, tsport, dst, 0, tport);
+    const s = this.activate(f, sock, tsock, now);
     if (s >= 0 && this.flushCount < FLUSH_MAX) this.flushFd[this.flushCount++] = sock;
     return s;
   }
 
-  /** Finishes a flow whose sides are set: its socket on sockSide, hash, epoll. Returns the index of the side that started it. */
-  private activate(f: number, sockSide: 0 | 1, sock: number, now: number): number {
+  /**
+   * Finishes a flow whose sides are set: its sockets (-1 for a tap side), hash, epoll. Returns the index of the
+   * side that started it.
+   */
+  private activate(f: number, iniSock: number, tgtSock: number, now: number): number {
     const t = flows();
     t.setType(f, FlowType.UDP);
-    t.fd[2 * f + sockSide] = sock;
+    t.fd[2 * f + INISIDE] = iniSock;
+    t.fd[2 * f + TGTSIDE] = tgtSock;
     t.hashInsert(f, INISIDE);
     t.hashInsert(f, TGTSIDE);
-    const r = flowEpollSet(EpollType.UDP, f, sockSide);
+    let r = iniSock >= 0 ? flowEpollSet(EpollType.UDP, f, INISIDE) : 0;
+    if (r === 0 && tgtSock >= 0) r = flowEpollSet(EpollType.UDP, f, TGTSIDE);
     t.activate(f);
     if (r < 0) {
       t.markFree(f);
@@ -339,8 +403,13 @@ export class UdpFlows {
     }
     if (n <= 0) return;
     this.touch(payload, now);
-    const tapSide = (payload & 1) ^ 1;
-    for (let i = 0; i < n; i++) this.toTap(f, tapSide, this.rxBuf.addr + i * SLOT, this.rx.messageLength(i));
+    const other = payload ^ 1;
+    const t = flows();
+    if (t.pif[other] === Pif.TAP) {
+      for (let i = 0; i < n; i++) this.toTap(f, other & 1, this.rxBuf.addr + i * SLOT, this.rx.messageLength(i));
+    } else {
+      this.splice?.forward(this.rx, n, t.fd[other], this.rxBuf.addr, SLOT);
+    }
   }
 
   /** Datagrams on a listening socket: each to its flow, opened first when new; then new sockets read once. */
@@ -377,8 +446,8 @@ export class UdpFlows {
     else s = this.openFromHost(pif, port, sport, rule, now);
     if (s < 0) return true;
     const other = s ^ 1;
-    if (t.pif[other] !== Pif.TAP) return this.drop("target is not the tap", true);
-    this.toTap(sidxFlow(s), other & 1, msg.buf.addr, n);
+    if (t.pif[other] === Pif.TAP) this.toTap(sidxFlow(s), other & 1, msg.buf.addr, n);
+    else this.sendOn(t.fd[other], msg.buf.addr, n, sidxFlow(s));
     return true;
   }
 
@@ -409,11 +478,6 @@ export class UdpFlows {
     if (logEnabled("debug")) dropLog.debug(`udp: datagram dropped: ${why}`);
     return result as T;
   }
-}
-
-/** Errors a socket reports for an earlier datagram (ICMP), instead of doing what was asked this time. */
-function isPendingError(errno: number): boolean {
-  return errno === Errno.ECONNREFUSED || errno === Errno.EHOSTUNREACH || errno === Errno.ENETUNREACH;
 }
 
 /** A conntrack UDP timeout of the host in ms, or the fallback when it cannot be read. */

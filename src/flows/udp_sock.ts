@@ -26,6 +26,9 @@ export const ANY4 = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0,
 /** The IPv6 wildcard address (::). */
 export const ANY6 = new Uint8Array(INANY_LEN);
 
+/** The socket type of every UDP socket of orzo: non-blocking, closed on exec. */
+export const UDP_SOCKET_TYPE = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+
 const sa = new Mem(SOCKADDR.storageSize + 8);
 const optval = new Mem(8);
 
@@ -34,8 +37,15 @@ const optval = new Mem(8);
  * dual-stack listener). Returns the fd, or -errno (the socket closed again) when any step fails.
  */
 export function udpSocket(v4: boolean, v6only: boolean): number {
-  const fd = trySocket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-  if (fd < 0) return fd;
+  const fd = trySocket(v4 ? AF_INET : AF_INET6, UDP_SOCKET_TYPE, IPPROTO_UDP);
+  return fd < 0 ? fd : udpSocketOptions(fd, v4, v6only);
+}
+
+/**
+ * Gives a UDP socket made elsewhere (in the namespace, by the agent) the options every UDP socket of orzo gets.
+ * Returns the fd, or -errno (the socket closed) when any step fails.
+ */
+export function udpSocketOptions(fd: number, v4: boolean, v6only: boolean): number {
   let r = setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
   if (r === 0) r = v4 ? setsockoptInt(fd, IPPROTO_IP, IP_PKTINFO, 1) : setsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
   if (r === 0) r = v4 ? setsockoptInt(fd, IPPROTO_IP, IP_RECVERR, 1) : setsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);

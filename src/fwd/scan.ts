@@ -6,7 +6,8 @@
  * The namespace's files are opened once by the namespace agent (a /proc/net file shows the network namespace of
  * whoever opened it) and re-read from offset 0 at every scan; the host's are ours. Ports where orzo itself
  * listens on the other side are left out, or `-t auto` and `-T auto` together would forward a port back to
- * where it came from.
+ * where it came from. A UDP table also forwards the ports of listening TCP sockets (protocols like iperf3's use
+ * both); those are checked against the ports where orzo's TCP listeners are, its UDP ones against its UDP ones.
  */
 import { readSync } from "node:fs";
 import { log, rateLimited } from "../log.ts";
@@ -32,6 +33,8 @@ export interface ScanListeners {
   close(fd: number, port: number): void;
   /** Ports orzo listens on where the scanned sockets live (never forwarded back there). */
   readonly exclude: Uint32Array;
+  /** UDP tables: ports of orzo's TCP listeners there, excluded from the TCP ports a UDP table also takes. */
+  readonly excludeTcp?: Uint32Array;
 }
 
 /** Keeps the listeners of a table's scanning rules in step with the ports bound on the other side. */
@@ -39,6 +42,8 @@ export class PortScanner {
   /** Scans done, listeners opened and closed, ports that failed. */
   readonly stats = { scans: 0, opened: 0, closed: 0, failed: 0 };
   private readonly bound = newPortMap();
+  private readonly boundTcp = newPortMap();
+  private readonly noExclude = newPortMap();
   private readonly wanted = newPortMap();
   private readonly open = new Map<number, number>();
   private readonly buf = Buffer.alloc(READ_CHUNK);
@@ -58,9 +63,20 @@ export class PortScanner {
       udp: this.read(this.files.udp),
       udp6: this.read(this.files.udp6),
     };
-    const counts = boundPortMap(this.table.proto, texts, this.bound);
-    if (counts.malformed > 0) scanLog.debug(`auto forwarding: ${counts.malformed} unreadable /proc/net lines`);
-    scanListenMap(this.table, this.bound, this.listeners.exclude, this.wanted);
+    let exclude = this.listeners.exclude;
+    const excludeTcp = this.listeners.excludeTcp;
+    let malformed: number;
+    if (this.table.proto === "udp" && excludeTcp !== undefined) {
+      // Each protocol's ports without orzo's own listeners of that protocol, then nothing more to exclude.
+      malformed = boundPortMap("udp", { udp: texts.udp, udp6: texts.udp6 }, this.bound).malformed;
+      malformed += boundPortMap("tcp", texts, this.boundTcp).malformed;
+      for (let w = 0; w < this.bound.length; w++) this.bound[w] = (this.bound[w] & ~exclude[w]) | (this.boundTcp[w] & ~excludeTcp[w]);
+      exclude = this.noExclude;
+    } else {
+      malformed = boundPortMap(this.table.proto, texts, this.bound).malformed;
+    }
+    if (malformed > 0) scanLog.debug(`auto forwarding: ${malformed} unreadable /proc/net lines`);
+    scanListenMap(this.table, this.bound, exclude, this.wanted);
     for (const [port, fd] of this.open) {
       if (portBitTest(this.wanted, port)) continue;
       this.listeners.close(fd, port);

@@ -109,8 +109,8 @@ export class NamespaceAgent {
   }
 
   /** Opens the tap interface in the namespace; returns its fd. */
-  openTap(ifname: string): number {
-    return this.one(this.request({ op: "tap", ifname }).fds);
+  openTap(ifname: string, vnetHdr = false): number {
+    return this.one(this.request({ op: "tap", ifname, vnetHdr }).fds);
   }
 
   /** Makes a socket in the namespace; returns its fd. */

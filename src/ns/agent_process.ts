@@ -29,7 +29,7 @@ export async function runAgent(): Promise<number> {
   const handle = (req: AgentRequest): void => {
     switch (req.op) {
       case "tap":
-        return reply(req.id, [openTap(req.ifname)]);
+        return reply(req.id, [openTap(req.ifname, req.vnetHdr === true)]);
       case "socket":
         return reply(req.id, Array.from({ length: Math.min(Math.max(req.count ?? 1, 1), MAX_FDS) }, () => socket(req.domain, req.type, req.protocol)));
       case "open": {

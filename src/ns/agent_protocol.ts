@@ -22,7 +22,7 @@ export interface AgentSpec {
 
 /** Requests from orzo to the agent. */
 export type AgentRequest =
-  | { readonly id: number; readonly op: "tap"; readonly ifname: string }
+  | { readonly id: number; readonly op: "tap"; readonly ifname: string; readonly vnetHdr?: boolean }
   | { readonly id: number; readonly op: "socket"; readonly domain: number; readonly type: number; readonly protocol: number; readonly count?: number }
   | { readonly id: number; readonly op: "open"; readonly path: string; readonly flags: number }
   | { readonly id: number; readonly op: "write"; readonly path: string; readonly text: string }

@@ -147,6 +147,10 @@ export const IFF_UP = 0x1;
 export const IFF_NOARP = 0x80;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
+/** TUNSETOFFLOAD flags: what the reader of the tap takes (partial checksums, TSO super-frames). */
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
 export const SIOCOUTQ = 0x5411;
 export const FIONREAD = 0x541b;
 export const IOV_MAX = 1024;

@@ -43,11 +43,18 @@ export abstract class Link {
   protected readonly queuedLen: Int32Array;
   protected queued = 0;
   private used = 0;
-  private reservedAt = -1;
+  /** Offset of the headroom of the frame being built, -1 when none is. */
+  protected reservedAt = -1;
+  /**
+   * True when the link's kernel side completes TCP checksums and cuts TCP super-frames into segments (pasta's
+   * tap with a vnet header): frames are then marked with markOffload instead of being checksummed here.
+   */
+  readonly offload: boolean;
 
-  constructor(arenaBytes: number, maxFrames: number, headroom: number) {
+  constructor(arenaBytes: number, maxFrames: number, headroom: number, offload = false) {
     this.out = new Mem(arenaBytes);
     this.headroom = headroom;
+    this.offload = offload;
     this.queuedOff = new Int32Array(maxFrames);
     this.queuedLen = new Int32Array(maxFrames);
   }
@@ -58,7 +65,17 @@ export abstract class Link {
     if (this.used + need > this.out.bytes.length || this.queued === this.queuedOff.length) this.flush();
     if (need > this.out.bytes.length) throw new RangeError(`frame of ${maxLen} bytes exceeds the link arena`);
     this.reservedAt = this.used;
+    if (this.headroom > 0) this.out.bytes.fill(0, this.used, this.used + this.headroom);
     return this.used + this.headroom;
+  }
+
+  /**
+   * Marks the frame being built for the kernel to finish (links with offload only): its L4 checksum, whose field
+   * is at csumStart + csumOffset in the frame and holds the pseudo-header sum, and, when gsoSize > 0, its cutting
+   * into TCP segments of gsoSize payload bytes behind hdrLen bytes of headers.
+   */
+  markOffload(_csumStart: number, _csumOffset: number, _gsoType: number, _gsoSize: number, _hdrLen: number): void {
+    throw new Error("this link has no offloads");
   }
 
   /** Queues the frame built at the reserved offset, padded to 60 bytes. */

@@ -11,10 +11,21 @@ import { Errno } from "../syscalls/errno.ts";
 import { read, write } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { rateLimited } from "../log.ts";
-import { ETH_MAX_LEN, Link, type FrameSink } from "./link.ts";
+import { Link, type FrameSink } from "./link.ts";
 
 const FRAMES_PER_WAKE = 256;
 const ETH_HLEN = 14;
+/** struct virtio_net_hdr: in front of every frame when the tap has IFF_VNET_HDR. */
+const VNET_HDR_LEN = 10;
+const VNET_FLAGS = 0;
+const VNET_GSO_TYPE = 1;
+const VNET_HDR_LEN_FIELD = 2;
+const VNET_GSO_SIZE = 4;
+const VNET_CSUM_START = 6;
+const VNET_CSUM_OFFSET = 8;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+/** Largest frame the kernel hands over with TSO on: a 64 KiB IP packet behind the Ethernet header. */
+const INPUT_MAX = ETH_HLEN + 65536;
 const writeErrorLog = rateLimited("tap: write error");
 
 /** The tap device link. */
@@ -23,11 +34,16 @@ export class PastaTap extends Link {
   readonly fd: number;
   /** Frames shorter than an Ethernet header, dropped. */
   runts = 0;
-  private readonly input = new Mem(ETH_MAX_LEN + 1);
+  private readonly input = new Mem(VNET_HDR_LEN + INPUT_MAX + 1);
 
-  constructor(loop: EventLoop, fd: number, sink: FrameSink, onGone: (reason: string) => void) {
-    super(8 << 20, 1024, 0);
+  /**
+   * vnetHdr: the tap was opened with IFF_VNET_HDR; offload: TUNSETOFFLOAD took partial checksums and TSO, so
+   * TCP frames to the guest go out with their checksum (and segmentation) left to the kernel.
+   */
+  constructor(loop: EventLoop, fd: number, sink: FrameSink, onGone: (reason: string) => void, vnetHdr = false, offload = false) {
+    super(8 << 20, 1024, vnetHdr ? VNET_HDR_LEN : 0, offload);
     this.fd = fd;
+    const skip = vnetHdr ? VNET_HDR_LEN : 0;
     loop.on(EpollType.TAP_PASTA, (tapFd, _payload, events, now) => {
       if (events & (EPOLLHUP | EPOLLERR)) {
         onGone("tap device hung up");
@@ -35,21 +51,32 @@ export class PastaTap extends Link {
       }
       const buf = this.input.bytes;
       for (let i = 0; i < FRAMES_PER_WAKE; i++) {
-        const n = read(tapFd, this.input.addr, ETH_MAX_LEN);
+        const n = read(tapFd, this.input.addr, skip + INPUT_MAX);
         if (n === -Errno.EAGAIN || n === -Errno.EINTR) return;
         if (n <= 0) {
           onGone(n === 0 ? "tap device closed" : `tap read failed: errno ${-n}`);
           return;
         }
         this.stats.framesIn++;
-        if (n < ETH_HLEN) {
+        if (n < skip + ETH_HLEN) {
           this.runts++;
           continue;
         }
-        sink.frame(buf, this.input.addr, 0, n, now);
+        sink.frame(buf, this.input.addr, skip, n - skip, now);
       }
     });
     loop.add(EpollType.TAP_PASTA, fd, 0, EPOLLIN | EPOLLRDHUP);
+  }
+
+  override markOffload(csumStart: number, csumOffset: number, gsoType: number, gsoSize: number, hdrLen: number): void {
+    const b = this.out.bytes;
+    const h = this.reservedAt;
+    b[h + VNET_FLAGS] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    b[h + VNET_GSO_TYPE] = gsoSize > 0 ? gsoType : 0;
+    wrLe16(b, h + VNET_HDR_LEN_FIELD, hdrLen);
+    wrLe16(b, h + VNET_GSO_SIZE, gsoSize);
+    wrLe16(b, h + VNET_CSUM_START, csumStart);
+    wrLe16(b, h + VNET_CSUM_OFFSET, csumOffset);
   }
 
   /** A tap device is always there to write to. */
@@ -59,9 +86,11 @@ export class PastaTap extends Link {
 
   protected writeQueued(): void {
     const base = this.out.addr;
+    const hr = this.headroom;
     for (let i = 0; i < this.queued; i++) {
-      const r = write(this.fd, base + this.queuedOff[i], this.queuedLen[i]);
-      if (r === this.queuedLen[i]) {
+      const len = hr + this.queuedLen[i];
+      const r = write(this.fd, base + this.queuedOff[i], len);
+      if (r === len) {
         this.stats.framesOut++;
         continue;
       }
@@ -71,4 +100,9 @@ export class PastaTap extends Link {
       }
     }
   }
+}
+
+function wrLe16(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = v >>> 8;
 }
