@@ -73,22 +73,22 @@ function inNsListening(cmd: string, port: number | number[], readyFile: string):
   return `${cmd} & while ! { ${check}; }; do sleep 0.01; done; touch ${readyFile}; wait`;
 }
 
-async function nsToHost(v6: boolean, file: string, dest: "remote" | "gateway"): Promise<void> {
+async function nsToHost(v6: boolean, file: string, dest: "remote" | "gateway", args: string[] = []): Promise<void> {
   const port = nextPort++;
   const server = await shaServer(dest === "remote" ? "router" : "host", v6, port);
   const target = dest === "remote" ? (v6 ? `[${REMOTE6}]` : REMOTE4) : v6 ? `[${TOPOLOGY.router6}]` : TOPOLOGY.router4;
-  const r = await pasta([], `socat -u OPEN:${files[file].path} TCP${v6 ? 6 : 4}:${target}:${port}`);
+  const r = await pasta(args, `socat -u OPEN:${files[file].path} TCP${v6 ? 6 : 4}:${target}:${port}`);
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   await server.done;
   expect(sha(server.out)).toBe(files[file].sha);
 }
 
-async function hostToNs(v6: boolean, file: string): Promise<void> {
+async function hostToNs(v6: boolean, file: string, args: string[] = []): Promise<void> {
   const port = nextPort++;
   const out = join(tmp, `sha-${port}`);
   const ready = join(tmp, `ready-${port}`);
-  const ns = pasta(["-t", String(port)], inNsListening(`socat -u TCP${v6 ? 6 : 4}-LISTEN:${port} SYSTEM:'sha256sum > ${out}'`, port, ready));
+  const ns = pasta([...args, "-t", String(port)], inNsListening(`socat -u TCP${v6 ? 6 : 4}-LISTEN:${port} SYSTEM:'sha256sum > ${out}'`, port, ready));
   expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
   const dst = v6 ? `[${TOPOLOGY.host6}]` : TOPOLOGY.host4;
   const c = await host.runRouter(["socat", "-u", `OPEN:${files[file].path}`, `TCP${v6 ? 6 : 4}:${dst}:${port}`], { timeoutMs: 60_000 });
@@ -105,6 +105,10 @@ describe("TCP transfers with checksums", () => {
       test(`${ip} host to namespace over -t: ${size}`, () => hostToNs(v6, size));
     }
     test(`${ip} namespace to the gateway address reaches the host's loopback`, () => nsToHost(v6, "5k", "gateway"));
+    test(`${ip} at MTU 1500 (segmentation offloaded), 100m both ways`, async () => {
+      await nsToHost(v6, "100m", "remote", ["-m", "1500"]);
+      await hostToNs(v6, "100m", ["-m", "1500"]);
+    });
   }
 });
 
