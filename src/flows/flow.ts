@@ -50,7 +50,8 @@ export const FLOW_CAPACITY_DEFAULT = 131071;
 const ADDR_WORDS = INANY_LEN / 4;
 /** Words per side in the address array: our address, then the endpoint's. */
 const SIDE_WORDS = 2 * ADDR_WORDS;
-const EMPTY = -1;
+/** An empty bucket: buckets hold side index + 1, so a fresh (never touched, never resident) array is all empty. */
+const EMPTY = 0;
 
 /** Per-type behaviour the table needs at the end of a cycle. */
 export interface FlowTypeOps {
@@ -101,13 +102,14 @@ export class FlowTable {
   /** Called for every freed flow after its type's release: takes the flow's fds out of epoll and closes them. */
   releaseFds: (flow: number) => void = () => {};
 
-  /** The hash index: buckets of flow side indices (flow << 1 | side), -1 when empty. */
+  /** The hash index: buckets of flow side indices plus one ((flow << 1 | side) + 1), 0 when empty. */
   private readonly buckets: Int32Array;
   private readonly bucketMask: number;
   private readonly seed: number;
-  /** Free flow numbers, lowest on top. */
+  /** Freed flow numbers, most recent on top; below them come the never-used ones, from `fresh` up. */
   private readonly freeStack: Int32Array;
-  private freeTop: number;
+  private freeTop = 0;
+  private fresh = 0;
   /** One past the highest flow number ever allocated: scans stop here. */
   private highWater = 0;
   private building = -1;
@@ -130,8 +132,9 @@ export class FlowTable {
     this.addrBytes = new Uint8Array(this.addrWords.buffer);
     this.oport = new Uint16Array(2 * capacity);
     this.eport = new Uint16Array(2 * capacity);
-    this.fd = new Int32Array(2 * capacity).fill(-1);
-    this.timer = new Int32Array(capacity).fill(-1);
+    // fd and timer are set to -1 when a flow is allocated; filling them here would only make the pages resident.
+    this.fd = new Int32Array(2 * capacity);
+    this.timer = new Int32Array(capacity);
     this.epollId = new Uint8Array(capacity);
     this.registered = new Uint8Array(capacity);
     this.events = new Uint32Array(capacity);
@@ -142,12 +145,10 @@ export class FlowTable {
     // Both sides of every flow may be hashed: keep the load under 50 %.
     let size = 1;
     while (size < 4 * capacity) size *= 2;
-    this.buckets = new Int32Array(size).fill(EMPTY);
+    this.buckets = new Int32Array(size);
     this.bucketMask = size - 1;
     this.seed = crypto.getRandomValues(new Uint32Array(1))[0];
     this.freeStack = new Int32Array(capacity);
-    for (let i = 0; i < capacity; i++) this.freeStack[i] = capacity - 1 - i;
-    this.freeTop = capacity;
   }
 
   /** Flows in use (any state but FREE). */
@@ -163,12 +164,12 @@ export class FlowTable {
   /** Allocates the lowest free flow in state NEW, or returns -1 (counted, logged) when the table is full. */
   alloc(): number {
     if (this.building >= 0) throw new Error(`flow ${this.building} still being built when allocating another`);
-    if (this.freeTop === 0) {
+    if (this.freeTop === 0 && this.fresh === this.capacity) {
       this.refusedFull++;
       tableFullLog.warn(`flow table full (${this.capacity} flows): refusing a new flow (${this.refusedFull} refused so far)`);
       return -1;
     }
-    const f = this.freeStack[--this.freeTop];
+    const f = this.freeTop > 0 ? this.freeStack[--this.freeTop] : this.fresh++;
     this.clear(f);
     this.state[f] = FlowState.NEW;
     this.building = f;
@@ -256,7 +257,7 @@ export class FlowTable {
 
   /** Enters a side in the hash index (its pif, addresses and ports must be set). */
   hashInsert(flow: number, side: Side): void {
-    const s = 2 * flow + side;
+    const s = 2 * flow + side + 1;
     let b = this.hashSide(flow, side) & this.bucketMask;
     while (this.buckets[b] !== EMPTY) {
       if (this.buckets[b] === s) return;
@@ -268,7 +269,7 @@ export class FlowTable {
 
   /** Removes a side from the hash index (backward-shift deletion: no tombstones). */
   hashRemove(flow: number, side: Side): void {
-    const s = 2 * flow + side;
+    const s = 2 * flow + side + 1;
     let b = this.hashSide(flow, side) & this.bucketMask;
     while (this.buckets[b] !== s) {
       if (this.buckets[b] === EMPTY) return;
@@ -282,7 +283,7 @@ export class FlowTable {
       probe = (probe - 1) & mask;
       const e = this.buckets[probe];
       if (e === EMPTY) break;
-      const home = this.hashSide(e >>> 1, (e & 1) as Side) & mask;
+      const home = this.hashSide((e - 1) >>> 1, ((e - 1) & 1) as Side) & mask;
       // Probing runs downwards from home: the entry may fill the hole if the hole lies on its path, i.e. the
       // hole is between home (inclusive) and probe (exclusive), going downwards.
       if (((home - hole) & mask) < ((home - probe) & mask)) {
@@ -301,8 +302,8 @@ export class FlowTable {
     let b = this.hashKey(proto, pif, key, keyOff, oport, eport) & this.bucketMask;
     const w = this.addrWords;
     for (;;) {
-      const e = this.buckets[b];
-      if (e === EMPTY) return -1;
+      const e = this.buckets[b] - 1;
+      if (e < 0) return -1;
       const f = e >>> 1;
       const a = e * SIDE_WORDS;
       if (

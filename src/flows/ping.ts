@@ -53,7 +53,7 @@ export class PingFlows {
 
   constructor(loop: EventLoop, private readonly nc: NetConf, private readonly link: Link) {
     const t = flows();
-    this.lastSeq = new Int32Array(t.capacity).fill(-1);
+    this.lastSeq = new Int32Array(t.capacity);
     t.setTypeOps(FlowType.PING, {
       shouldFree: (f, now, timerDue) => timerDue && now - t.lastActive[f] > PING_TIMEOUT_MS,
       release: (f) => {
@@ -128,6 +128,7 @@ export class PingFlows {
     t.initiate(f, Pif.TAP, kb, INANY_LEN, id, kb, 0, id);
     t.target(f, Pif.HOST, ZERO, 0, 0, this.target, 0, 0);
     t.setType(f, FlowType.PING);
+    this.lastSeq[f] = -1;
     t.fd[2 * f + TGTSIDE] = sock;
     t.hashInsert(f, INISIDE);
     const r = flowEpollSet(EpollType.PING, f, TGTSIDE);

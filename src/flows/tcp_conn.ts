@@ -88,7 +88,7 @@ export class TcpConns {
     this.mss = new Uint32Array(capacity);
     this.retries = new Uint8Array(capacity);
     this.spillLen = new Uint32Array(capacity);
-    this.spillBuf = new Int32Array(capacity).fill(-1);
+    this.spillBuf = new Int32Array(capacity);
   }
 
   /** Resets a connection's state when its flow is created. */

@@ -56,8 +56,8 @@ export class TcpSplice {
 
   constructor(loop: EventLoop, private readonly io: TcpSockIo, private readonly ns: NamespaceSockets | undefined) {
     const t = (this.t = flows());
-    this.pipeR = new Int32Array(2 * t.capacity).fill(-1);
-    this.pipeW = new Int32Array(2 * t.capacity).fill(-1);
+    this.pipeR = new Int32Array(2 * t.capacity);
+    this.pipeW = new Int32Array(2 * t.capacity);
     this.pending = new Float64Array(2 * t.capacity);
     t.setTypeOps(FlowType.TCP_SPLICE, {
       shouldFree: (f) => (t.flags[f] & SpliceFlag.CLOSING) !== 0,
@@ -90,6 +90,8 @@ export class TcpSplice {
     t.setType(f, FlowType.TCP_SPLICE);
     t.fd[2 * f + INISIDE] = s;
     t.fd[2 * f + TGTSIDE] = sock;
+    this.pipeR.fill(-1, 2 * f, 2 * f + 2);
+    this.pipeW.fill(-1, 2 * f, 2 * f + 2);
     for (const fd of [s, sock]) {
       setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     }
