@@ -9,7 +9,9 @@ import { TcpFlows } from "../src/flows/tcp.ts";
 import { TcpTapInput } from "../src/flows/tcp_tap.ts";
 import { EventLoop } from "../src/loop.ts";
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
-import { close, recv } from "../src/syscalls/io.ts";
+import { close, recv, writeBytes } from "../src/syscalls/io.ts";
+
+
 import { Mem } from "../src/syscalls/mem.ts";
 import { accept4, bind, listen, socket } from "../src/syscalls/socket.ts";
 import { rd16, rd32 } from "../src/wire/bytes.ts";
@@ -120,6 +122,42 @@ describe("TCP from the guest", () => {
       spin(() => (fin = link.take().map(parse).find((s) => s.flags & TCP_FIN)) !== undefined);
       expect(fin!.flags & TCP_ACK).toBe(TCP_ACK);
       expect(fin!.seq).toBe(isn + 1);
+      close(lfd);
+    });
+  });
+
+  test("data toward the guest stays in the socket until acknowledged, and is resent from there on timeout", () => {
+    withTcp(({ link, send, spin }) => {
+      const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      bind(lfd, { family: "ipv4", address: "127.0.0.1", port: 7006 });
+      listen(lfd, 4);
+      send(segment(40010, 7006, 9000, 0, TCP_SYN, undefined, { mss: 1460, ws: 7 }));
+      let frames: Uint8Array[] = [];
+      spin(() => (frames = frames.concat(link.take())).length > 0);
+      const isn = parse(frames[0]).seq;
+      send(segment(40010, 7006, 9001, isn + 1, TCP_ACK));
+      link.take();
+      const conn = accept4(lfd, 0);
+      const msg = new TextEncoder().encode("from the host");
+      expect(writeBytes(conn, msg)).toBe(msg.length);
+      let data: Seg[] = [];
+      spin(() => (data = data.concat(link.take().map(parse).filter((x) => x.payload > 0))).length > 0);
+      expect(data[0].seq).toBe(isn + 1);
+      expect(data[0].payload).toBe(msg.length);
+      // No ACK from the guest: after the 1 s RTO the same bytes come again, peeked from the socket.
+      const t0 = performance.now();
+      let again: Seg[] = [];
+      spin(() => (again = again.concat(link.take().map(parse).filter((x) => x.payload > 0))).length > 0);
+      expect(performance.now() - t0).toBeGreaterThan(800);
+      expect(again[0].seq).toBe(isn + 1);
+      expect(again[0].payload).toBe(msg.length);
+      // Acknowledged: dropped from the socket; the next bytes follow them in sequence.
+      send(segment(40010, 7006, 9001, isn + 1 + msg.length, TCP_ACK));
+      expect(writeBytes(conn, msg)).toBe(msg.length);
+      let next: Seg[] = [];
+      spin(() => (next = next.concat(link.take().map(parse).filter((x) => x.payload > 0))).length > 0);
+      expect(next[0].seq).toBe(isn + 1 + msg.length);
+      close(conn);
       close(lfd);
     });
   });
