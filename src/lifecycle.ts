@@ -2,8 +2,9 @@
  * Process lifecycle: the PID file, and going to the background once ready.
  *
  * Bun cannot fork, so "daemonizing" is a hand-off: the foreground process starts itself again, detached, with a
- * pipe on fd 3 (or the first fd above those it must pass on at their own numbers, such as passt's --fd), and waits. The background process does all the set-up and, once ready (tap up, addresses set,
- * forwards bound), writes its PID file and says so on the pipe; only then does the foreground one exit 0.
+ * pipe on fd 3 (or the first fd above those it passes on at their own numbers, such as passt's --fd), and waits.
+ * The background process does all the set-up and, once ready (tap up, addresses set, forwards bound), writes its
+ * PID file and says so on the pipe; only then does the foreground one exit 0.
  * Tools that wait for the PID file, or for orzo to return, thus never see a half-ready orzo. If the background
  * process fails first, the foreground one exits with its status (its error already went to the shared stderr).
  */

@@ -162,6 +162,29 @@ describe("TCP from the guest", () => {
     });
   });
 
+  test("the host closes first: the guest's last FIN is still acknowledged", () => {
+    withTcp(({ link, send, spin, tcp }) => {
+      const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      bind(lfd, { family: "ipv4", address: "127.0.0.1", port: 7007 });
+      listen(lfd, 4);
+      send(segment(40011, 7007, 3000, 0, TCP_SYN, undefined, { mss: 1460 }));
+      let frames: Uint8Array[] = [];
+      spin(() => (frames = frames.concat(link.take())).length > 0);
+      const isn = parse(frames[0]).seq;
+      send(segment(40011, 7007, 3001, isn + 1, TCP_ACK));
+      close(accept4(lfd, 0));
+      let fin: Seg | undefined;
+      spin(() => (fin = link.take().map(parse).find((x) => x.flags & TCP_FIN)) !== undefined);
+      expect(fin!.seq).toBe(isn + 1);
+      send(segment(40011, 7007, 3001, isn + 2, TCP_ACK | TCP_FIN));
+      const last = link.take().map(parse);
+      expect(last.at(-1)!.flags).toBe(TCP_ACK);
+      expect(last.at(-1)!.ack).toBe(3002);
+      expect(tcp.stats.closed).toBe(1);
+      close(lfd);
+    });
+  });
+
   test("a SYN to a closed port gets RST|ACK acknowledging it", () => {
     withTcp(({ link, send, spin, tcp }) => {
       send(segment(40001, 7002, 5000, 0, TCP_SYN, undefined, { mss: 1460 }));

@@ -35,11 +35,16 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** A socat UDP echo server command for port (both families when v is "46"), taking the largest datagrams. */
-function echoServer(port: number, v: "4" | "6" | "46", extra = ""): string {
-  const four = `socat -b 65536 UDP4-RECVFROM:${port},fork${extra} PIPE`;
-  const six = `socat -b 65536 UDP6-RECVFROM:${port},fork,ipv6only=1${extra} PIPE`;
-  return v === "4" ? four : v === "6" ? six : `${four} & ${six}`;
+/** The command of a UDP echo server on address:port ("::" serves IPv4 too). */
+function echoServer(port: number, address = "::"): string {
+  return `${bun} ${join(import.meta.dir, "fixtures", "udp-echo.ts")} ${address} ${port}`;
+}
+
+/** Starts an echo server in the host namespace and waits until its port is bound. */
+async function hostEchoServer(port: number, address: string): Promise<void> {
+  host.spawn(echoServer(port, address).split(" "));
+  const bound = await waitFor(async () => (await host.run(["ss", "-Hlun", `src ${address.includes(":") ? `[${address}]` : address}:${port}`])).stdout.trim() !== "", 5000);
+  if (!bound) throw new Error(`the host's echo server on ${address}:${port} did not start`);
 }
 
 /**
@@ -82,7 +87,7 @@ function expectIntact(got: Uint8Array): void {
 describe("-u: host ports into the namespace", () => {
   test("from a remote peer over the tap, IPv4 and IPv6, a 60,000-byte datagram echoed intact", async () => {
     const port = nextPort++;
-    const h = await holding(["-d", "-u", String(port)], echoServer(port, "46"), [port]);
+    const h = await holding(["-d", "-u", String(port)], echoServer(port), [port]);
     expectIntact(await echo("router", false, TOPOLOGY.host4, port));
     expectIntact(await echo("router", true, TOPOLOGY.host6, port));
     const r = await h.release();
@@ -94,14 +99,14 @@ describe("-u: host ports into the namespace", () => {
 
   test("a mapped port: host port P reaches the namespace's port Q", async () => {
     const [hostPort, nsPort] = [nextPort++, nextPort++];
-    const h = await holding(["-u", `${hostPort}:${nsPort}`], echoServer(nsPort, "4"), [nsPort]);
+    const h = await holding(["-u", `${hostPort}:${nsPort}`], echoServer(nsPort), [nsPort]);
     expectIntact(await echo("router", false, TOPOLOGY.host4, hostPort));
     expect((await h.release()).code).toBe(0);
   });
 
   test("from the host's loopback, spliced to the namespace's address, IPv4 and IPv6, intact", async () => {
     const port = nextPort++;
-    const h = await holding(["-d", "-u", String(port)], echoServer(port, "46"), [port]);
+    const h = await holding(["-d", "-u", String(port)], echoServer(port), [port]);
     expectIntact(await echo("host", false, "127.0.0.1", port));
     expectIntact(await echo("host", true, "::1", port));
     const r = await h.release();
@@ -112,14 +117,14 @@ describe("-u: host ports into the namespace", () => {
 
   test("--host-lo-to-ns-lo: the host's loopback reaches a server bound to the namespace's loopback", async () => {
     const port = nextPort++;
-    const h = await holding(["--host-lo-to-ns-lo", "-u", String(port)], echoServer(port, "4", ",bind=127.0.0.1"), [port]);
+    const h = await holding(["--host-lo-to-ns-lo", "-u", String(port)], echoServer(port, "127.0.0.1"), [port]);
     expectIntact(await echo("host", false, "127.0.0.1", port));
     expect((await h.release()).code).toBe(0);
   });
 
   test("200 flows at once through one -u port, two datagrams each, every echo intact", async () => {
     const port = nextPort++;
-    const h = await holding(["-u", String(port)], echoServer(port, "4"), [port]);
+    const h = await holding(["-u", String(port)], echoServer(port), [port]);
     const client = join(import.meta.dir, "fixtures", "udp-client.ts");
     const c = await host.runRouter([bun, client, TOPOLOGY.host4, String(port), "200", "1200", "2", "40"], { timeoutMs: 60_000 });
     expect(c.stderr).toBe("");
@@ -131,9 +136,8 @@ describe("-u: host ports into the namespace", () => {
 describe("-U: the namespace's loopback to the host's", () => {
   test("to a host loopback echo server, IPv4 and IPv6, a 60,000-byte datagram intact", async () => {
     const port = nextPort++;
-    host.spawn(["sh", "-c", echoServer(port, "4", ",bind=127.0.0.1")]);
-    host.spawn(["sh", "-c", echoServer(port, "6", ",bind=[::1]")]);
-    expect(await waitFor(async () => (await host.run(["ss", "-Hlun", `sport = :${port}`])).stdout.trim().split("\n").length === 2, 5000)).toBe(true);
+    await hostEchoServer(port, "127.0.0.1");
+    await hostEchoServer(port, "::1");
     const script = [
       `socat -b 65536 -t 3 - UDP4:127.0.0.1:${port} < ${tmp}/d60k > ${tmp}/U4-${port}`,
       `socat -b 65536 -t 3 - UDP6:[::1]:${port} < ${tmp}/d60k > ${tmp}/U6-${port}`,
@@ -151,7 +155,7 @@ describe("automatic UDP forwarding", () => {
   test("-u auto: a server started in the namespace after orzo is reachable from a remote peer within 2 s", async () => {
     const port = nextPort++;
     // No -u: auto is pasta's default. The server starts only once orzo runs (it is orzo's command).
-    const h = await holding(["-d"], echoServer(port, "4"), [port]);
+    const h = await holding(["-d"], echoServer(port), [port]);
     const started = performance.now();
     let answered = false;
     while (!answered && performance.now() - started < 4000) {
@@ -168,8 +172,7 @@ describe("automatic UDP forwarding", () => {
 
   test("-U auto: a host loopback server is reachable from the namespace; orzo's own listeners are not forwarded back", async () => {
     const port = nextPort++;
-    host.spawn(["sh", "-c", echoServer(port, "4", ",bind=127.0.0.1")]);
-    expect(await waitFor(async () => (await host.run(["ss", "-Hlun", `sport = :${port}`])).stdout.trim() !== "", 5000)).toBe(true);
+    await hostEchoServer(port, "127.0.0.1");
     const r = await host.run([orzo, "pasta", "-d", "--config-net", ...OWN_ADDRESSES, "--", "sh", "-c",
       `echo auto | socat -t 2 - UDP4:127.0.0.1:${port}; sleep 2.5`], { timeoutMs: 30_000 });
     expect(r.code).toBe(0);

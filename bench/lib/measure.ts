@@ -3,7 +3,7 @@
  * step bounded by a timeout; failures throw an Error whose message is the reason shown in the table.
  */
 import { join } from "node:path";
-import { Group, inNs, runGroup, tail, treeRssKb, waitListening, waitUntil } from "./proc.ts";
+import { Group, inNs, rssKb, runGroup, tail, waitListening, waitUntil } from "./proc.ts";
 import { PORTS, type Sides } from "./targets.ts";
 
 /** One measured value, with extra numbers kept in the JSON. */
@@ -29,7 +29,13 @@ const TOOL = join(import.meta.dir, "..", "tools", "tcp.ts");
 const bunTool = (...args: string[]) => [process.execPath, TOOL, ...args];
 
 /** Connect/listener timeouts: short in smoke mode so that what does not work fails fast. */
-const waitMs = (ctx: Ctx) => (ctx.smoke ? 1500 : 5000);
+const waitMs = (ctx: Ctx) => (ctx.smoke ? 1000 : 5000);
+
+/** How long a client may run for `seconds` of traffic before it is killed. */
+const clientMs = (ctx: Ctx, seconds: number) => (seconds + (ctx.smoke ? 2.5 : 20)) * 1000;
+
+/** Seconds of traffic for the TS tools, which take fractions: shorter in smoke mode. */
+const toolSeconds = (ctx: Ctx) => (ctx.smoke ? 0.5 : ctx.duration);
 
 /** Where the server runs, where the client runs and what it dials, for a direction. */
 function ends(ctx: Ctx, dir: Dir, nsPort: number, hostPort: number) {
@@ -43,16 +49,15 @@ function ends(ctx: Ctx, dir: Dir, nsPort: number, hostPort: number) {
 async function forwarderReady(ctx: Ctx, dir: Dir, port: number): Promise<void> {
   const s = ctx.sides;
   if (!s.instance) return;
-  if (dir === "in") await waitListening(s.host, port, `${s.kind} -t listener`, { timeoutMs: waitMs(ctx) });
-  else if (s.path === "splice") await waitListening(s.ns, port, `${s.kind} -T listener`, { addr: "127.0.0.1", timeoutMs: waitMs(ctx) });
+  if (dir === "in") await waitListening(s.host, port, `${s.kind} -t forwarder`, { timeoutMs: waitMs(ctx) });
+  else if (s.path === "splice") await waitListening(s.ns, port, `${s.kind} -T forwarder`, { addr: "127.0.0.1", timeoutMs: waitMs(ctx) });
 }
 
 /** Runs fn with a server started in ns and listening on port; the server is always ended afterwards. */
-async function withServer<T>(argv: string[], ns: string, port: number, what: string, fn: (server: Group) => Promise<T>, opts: { udp?: boolean } = {}): Promise<T> {
+async function withServer<T>(argv: string[], ns: string, port: number, what: string, fn: (server: Group) => Promise<T>): Promise<T> {
   const server = new Group([...inNs(ns), ...argv], { stdin: "pipe" });
   try {
     await waitListening(ns, port, what, { server, timeoutMs: 10_000 });
-    if (opts.udp) await waitListening(ns, port, what, { server, udp: true, timeoutMs: 10_000 }).catch(() => {});
     return await fn(server);
   } finally {
     await server.kill();
@@ -94,7 +99,7 @@ export async function iperfTcp(ctx: Ctx, dir: Dir, streams: number): Promise<Sam
     await forwarderReady(ctx, dir, e.port);
     const omit = ctx.smoke ? [] : ["-O", "1"];
     const r = await client([...inNs(e.clientNs), "iperf3", "-c", e.addr, "-p", String(e.port), "-t", String(ctx.duration), ...omit,
-      "-P", String(streams), "-J", "--connect-timeout", String(waitMs(ctx))], (ctx.duration + 20) * 1000, "iperf3");
+      "-P", String(streams), "-J", "--connect-timeout", String(waitMs(ctx))], clientMs(ctx, ctx.duration), "iperf3");
     const j = parseIperf(r);
     return { value: j.end!.sum_received!.bits_per_second / 1e9, extra: { retransmits: j.end!.sum_sent?.retransmits ?? 0 } };
   });
@@ -105,29 +110,30 @@ export async function iperfUdp(ctx: Ctx, length: number): Promise<Sample> {
   const e = ends(ctx, "out", PORTS.nsIperf, PORTS.hostIperf);
   return withServer(["iperf3", "-s", "-1", "-p", String(e.port)], e.serverNs, e.port, "iperf3 server", async () => {
     const r = await client([...inNs(e.clientNs), "iperf3", "-c", e.addr, "-p", String(e.port), "-u", "-b", "0", "-l", String(length),
-      "-t", String(ctx.duration), "-J", "--connect-timeout", String(waitMs(ctx))], (ctx.duration + 20) * 1000, "iperf3");
+      "-t", String(ctx.duration), "-J", "--connect-timeout", String(waitMs(ctx))], clientMs(ctx, ctx.duration), "iperf3");
     const j = parseIperf(r);
     const rx = j.end!.sum_received!;
     if (rx.bits_per_second === 0) throw new Error(`nothing received (${rx.lost_packets ?? "?"} datagrams lost)`);
     return { value: rx.bits_per_second / 1e9, extra: { lossPercent: rx.lost_percent ?? j.end!.sum?.lost_percent ?? 0 } };
-  }, { udp: true });
+  });
 }
 
 /** TCP request/response round trip (µs, median), with sockperf ping-pong or the built-in ping-pong. */
 export async function pingPong(ctx: Ctx, dir: Dir): Promise<Sample> {
   const e = ends(ctx, dir, PORTS.nsRr, PORTS.hostRr);
-  const seconds = Math.max(1, Math.round(ctx.duration));
   const server = ctx.sockperf ? ["sockperf", "server", "--tcp", "-i", "0.0.0.0", "-p", String(e.port)] : bunTool("rr-server", String(e.port));
   return withServer(server, e.serverNs, e.port, "ping-pong server", async () => {
     await forwarderReady(ctx, dir, e.port);
     if (!ctx.sockperf) {
-      const r = await client([...inNs(e.clientNs), ...bunTool("rr-client", e.addr, String(e.port), String(seconds))], (seconds + 15) * 1000, "ping-pong client");
+      const seconds = toolSeconds(ctx);
+      const r = await client([...inNs(e.clientNs), ...bunTool("rr-client", e.addr, String(e.port), String(seconds), String(waitMs(ctx)))], clientMs(ctx, seconds), "ping-pong client");
       if (r.code !== 0) throw new Error(`ping-pong: ${tail(r.stderr || r.stdout)}`);
       const j = JSON.parse(r.stdout) as { medianUs: number; avgUs: number; rtts: number };
       return { value: j.medianUs, extra: { avgUs: j.avgUs, roundTrips: j.rtts } };
     }
-    const r = await client([...inNs(e.clientNs), "sockperf", "ping-pong", "--tcp", "-i", e.addr, "-p", String(e.port), "-t", String(seconds),
-      "-m", "64", "--full-rtt"], (seconds + 15) * 1000, "sockperf");
+    // sockperf spends about 2.5 s besides the test itself (warm-up, then a fixed 2 s pause).
+    const r = await client([...inNs(e.clientNs), "sockperf", "ping-pong", "--tcp", "-i", e.addr, "-p", String(e.port), "-t", String(ctx.duration),
+      "-m", "64", "--full-rtt"], clientMs(ctx, ctx.duration + 3), "sockperf");
     const text = `${r.stdout}\n${r.stderr}`;
     const p50 = /percentile 50\.000 =\s*([\d.]+)/.exec(text);
     const avg = /avg-rtt=([\d.]+)/.exec(text);
@@ -142,7 +148,8 @@ export async function connRate(ctx: Ctx, dir: Dir): Promise<Sample> {
   const e = ends(ctx, dir, PORTS.nsCrr, PORTS.hostCrr);
   return withServer(bunTool("crr-server", String(e.port)), e.serverNs, e.port, "connection-rate server", async () => {
     await forwarderReady(ctx, dir, e.port);
-    const r = await client([...inNs(e.clientNs), ...bunTool("crr-client", e.addr, String(e.port), String(ctx.duration))], (ctx.duration + 20) * 1000, "connection-rate client");
+    const seconds = toolSeconds(ctx);
+    const r = await client([...inNs(e.clientNs), ...bunTool("crr-client", e.addr, String(e.port), String(seconds), String(waitMs(ctx)))], clientMs(ctx, seconds), "connection-rate client");
     let j: { transactions: number; seconds: number; errors: number; firstError: string };
     try {
       j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
@@ -154,26 +161,30 @@ export async function connRate(ctx: Ctx, dir: Dir): Promise<Sample> {
   });
 }
 
-/** Reads the tool's resident memory once it has stopped changing (bounded wait), in MiB. */
-async function settledRssMiB(ctx: Ctx): Promise<number> {
+/**
+ * Reads the tool's resident memory (MiB) once it has stopped changing (bounded wait): the pid-file process alone,
+ * and with its children (orzo's namespace agent, if any; shared pages then count twice).
+ */
+async function settledRss(ctx: Ctx): Promise<{ self: number; tree: number }> {
   const inst = ctx.sides.instance;
   if (!inst) throw new Error("no process to measure");
   let last = -1;
-  let rss = 0;
+  let rss = { self: 0, tree: 0 };
   await waitUntil(() => {
-    rss = treeRssKb(inst.pid);
-    const steady = rss === last;
-    last = rss;
+    rss = rssKb(inst.pid);
+    const steady = rss.tree === last;
+    last = rss.tree;
     return steady;
   }, ctx.smoke ? 500 : 2000, 100);
   inst.checkAlive();
-  if (rss === 0) throw new Error(`no VmRSS for PID ${inst.pid}`);
-  return rss / 1024;
+  if (rss.self === 0) throw new Error(`no VmRSS for PID ${inst.pid}`);
+  return { self: rss.self / 1024, tree: rss.tree / 1024 };
 }
 
 /** Resident memory right after start-up. */
 export async function idleRss(ctx: Ctx): Promise<Sample> {
-  return { value: await settledRssMiB(ctx) };
+  const rss = await settledRss(ctx);
+  return { value: rss.self, extra: { selfMiB: rss.self, withChildrenMiB: rss.tree } };
 }
 
 /** Resident memory with N connections held open through a -t port (tap or splice path by the sides). */
@@ -181,13 +192,14 @@ export async function heldRss(ctx: Ctx, n: number): Promise<Sample> {
   const e = ends(ctx, "in", PORTS.nsHold, PORTS.nsHold);
   return withServer(bunTool("hold-server", String(e.port)), e.serverNs, e.port, "hold server", async () => {
     await forwarderReady(ctx, "in", e.port);
-    const before = await settledRssMiB(ctx);
-    const holder = new Group([...inNs(e.clientNs), ...bunTool("hold-client", e.addr, String(e.port), String(n))], { stdin: "pipe" });
+    const before = await settledRss(ctx);
+    const limitS = ctx.smoke ? 10 : 60;
+    const holder = new Group([...inNs(e.clientNs), ...bunTool("hold-client", e.addr, String(e.port), String(n), String(waitMs(ctx)))], { stdin: "pipe" });
     try {
-      const ready = await holder.waitForOutput(/^ready \d+/m, 60_000);
-      if (!ready) throw new Error(holder.code !== null ? `holder: ${tail(holder.stderr || holder.stdout)}` : `${n} connections not open within 60 s`);
-      const rss = await settledRssMiB(ctx);
-      return { value: rss, extra: { idleMiB: before, perConnectionKiB: ((rss - before) * 1024) / n } };
+      const ready = await holder.waitForOutput(/^ready \d+/m, limitS * 1000);
+      if (!ready) throw new Error(holder.code !== null ? `holder: ${tail(holder.stderr || holder.stdout)}` : `${n} connections not open within ${limitS} s`);
+      const rss = await settledRss(ctx);
+      return { value: rss.self, extra: { selfMiB: rss.self, withChildrenMiB: rss.tree, idleMiB: before.self, perConnectionKiB: ((rss.self - before.self) * 1024) / n } };
     } finally {
       holder.closeStdin();
       await holder.kill(2000);

@@ -160,16 +160,19 @@ export function tail(text: string, max = 160): string {
   return last.length > max ? `${last.slice(0, max)}…` : last || "(no output)";
 }
 
-/** Resident memory (kB) of a process and its descendants, from /proc/PID/status VmRSS. */
-export function treeRssKb(pid: number): number {
-  let total = 0;
+/** Resident memory (kB, VmRSS from /proc/PID/status) of a process alone and with its descendants. */
+export function rssKb(pid: number): { self: number; tree: number } {
+  let self = 0;
+  let tree = 0;
   const seen = new Set<number>();
   const visit = (p: number) => {
     if (seen.has(p)) return;
     seen.add(p);
     try {
       const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      if (m) total += Number(m[1]);
+      const kb = m ? Number(m[1]) : 0;
+      if (p === pid) self = kb;
+      tree += kb;
       for (const task of readdirSafe(`/proc/${p}/task`)) {
         for (const c of readFileSync(`/proc/${p}/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) visit(Number(c));
       }
@@ -178,7 +181,7 @@ export function treeRssKb(pid: number): number {
     }
   };
   visit(pid);
-  return total;
+  return { self, tree };
 }
 
 function readdirSafe(dir: string): string[] {

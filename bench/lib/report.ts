@@ -87,7 +87,7 @@ export function table(results: ScenarioResult[], details: Map<string, Scenario["
   const header = ["scenario", "unit", "kernel (veth/lo)", "pasta", "orzo", "speed-up"];
   const rows = results.map((r) => {
     const detail = details.get(r.id);
-    const ceiling = r.ceiling === null ? "–" : `${cell(r.targets.veth, detail, 40)}${r.ceiling === "lo" ? " lo" : ""}`;
+    const ceiling = r.ceiling === null || !r.targets.veth ? "–" : `${cell(r.targets.veth, detail, 40)}${r.ceiling === "lo" ? " (lo)" : ""}`;
     return [r.title, r.unit, ceiling, cell(r.targets.pasta, detail), cell(r.targets.orzo, detail), r.speedup !== undefined ? `${r.speedup.toFixed(2)}×` : "–"];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
@@ -107,13 +107,13 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 /** A horizontal bar chart of speed-ups on a log scale centred on 1 (no dependencies, plain SVG). */
 export function svg(results: ScenarioResult[], subtitle: string): string {
   const rowH = 22;
-  const labelW = 430;
+  const labelW = 440;
   const chartW = 460;
   const top = 70;
   const width = labelW + chartW + 90;
   const height = top + results.length * rowH + 40;
   const maxLog = 4; // 1/16 … 16
-  const x = (ratio: number) => labelW + chartW / 2 + (Math.max(-maxLog, Math.min(maxLog, Math.log2(ratio))) / maxLog) * (chartW / 2);
+  const x = (ratio: number) => Math.round((labelW + chartW / 2 + (Math.max(-maxLog, Math.min(maxLog, Math.log2(ratio))) / maxLog) * (chartW / 2)) * 10) / 10;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
@@ -135,7 +135,7 @@ export function svg(results: ScenarioResult[], subtitle: string): string {
     const x0 = x(1);
     const x1 = x(r.speedup);
     const colour = r.speedup >= 1 ? "#2a7" : "#d54";
-    out.push(`<rect x="${Math.min(x0, x1)}" y="${y + 4}" width="${Math.max(1, Math.abs(x1 - x0))}" height="${rowH - 8}" fill="${colour}"/>`);
+    out.push(`<rect x="${Math.min(x0, x1)}" y="${y + 4}" width="${Math.max(1, Math.round(Math.abs(x1 - x0) * 10) / 10)}" height="${rowH - 8}" fill="${colour}"/>`);
     out.push(`<text x="${Math.max(x0, x1) + 4}" y="${y + 14}">${r.speedup.toFixed(2)}×</text>`);
   });
   out.push("</svg>");

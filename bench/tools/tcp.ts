@@ -2,13 +2,15 @@
  * Small TCP load tools for the benchmark, run inside namespaces with `bun bench/tools/tcp.ts MODE …`:
  *
  *   crr-server PORT                 answers each connection's 1-byte request with 1 byte, then closes
- *   crr-client ADDR PORT SECONDS    connect, 1-byte request, 1-byte reply, close, back to back for SECONDS;
- *                                   prints {"transactions","seconds","errors","firstError"} as JSON
+ *   crr-client ADDR PORT SECONDS [MS]  connect, 1-byte request, 1-byte reply, close, back to back for SECONDS
+ *                                   (each within MS, default 3000); prints {"transactions","seconds","errors",
+ *                                   "firstError"} as JSON
  *   rr-server PORT                  echoes everything (ping-pong fallback when sockperf is missing)
- *   rr-client ADDR PORT SECONDS     64-byte ping-pong on one connection; prints {"rtts","medianUs","avgUs"}
+ *   rr-client ADDR PORT SECONDS [MS]  64-byte ping-pong on one connection (each reply within MS, default
+ *                                   3000); prints {"rtts","medianUs","avgUs"}
  *   hold-server PORT                accepts and echoes, keeping every connection open
- *   hold-client ADDR PORT N         opens N connections, checks each with a 1-byte echo, prints "ready N",
- *                                   and holds them until standard input closes
+ *   hold-client ADDR PORT N [MS]    opens N connections, checks each with a 1-byte echo (within MS, default
+ *                                   10000), prints "ready N", and holds them until standard input closes
  */
 import type { Socket } from "bun";
 
@@ -36,10 +38,10 @@ function listen(port: number, handlers: { open?: (s: Socket) => void; data: (s: 
 }
 
 /** One connection that resolves when the peer's reply (N bytes) has arrived, or rejects on error/timeout. */
-async function crrOnce(addr: string, port: number): Promise<void> {
+async function crrOnce(addr: string, port: number, timeoutMs: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let got = 0;
-    const timer = setTimeout(() => reject(new Error("no reply within 3 s")), 3000);
+    const timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
     Bun.connect({
       hostname: addr,
       port,
@@ -73,7 +75,7 @@ async function crrOnce(addr: string, port: number): Promise<void> {
   });
 }
 
-async function crrClient(addr: string, port: number, seconds: number): Promise<void> {
+async function crrClient(addr: string, port: number, seconds: number, timeoutMs: number): Promise<void> {
   const start = performance.now();
   const end = start + seconds * 1000;
   let transactions = 0;
@@ -81,7 +83,7 @@ async function crrClient(addr: string, port: number, seconds: number): Promise<v
   let firstError = "";
   while (performance.now() < end) {
     try {
-      await crrOnce(addr, port);
+      await crrOnce(addr, port, timeoutMs);
       transactions++;
     } catch (e) {
       errors++;
@@ -95,13 +97,14 @@ async function crrClient(addr: string, port: number, seconds: number): Promise<v
   process.exit(transactions > 0 ? 0 : 1);
 }
 
-async function rrClient(addr: string, port: number, seconds: number): Promise<void> {
+async function rrClient(addr: string, port: number, seconds: number, timeoutMs: number): Promise<void> {
   const size = 64;
   const payload = new Uint8Array(size).fill(0x61);
   const rtts: number[] = [];
   let pending = 0;
   let sent = 0;
   let wake: (() => void) | null = null;
+  let finished = false;
   const sock = await Bun.connect({
     hostname: addr,
     port,
@@ -110,7 +113,9 @@ async function rrClient(addr: string, port: number, seconds: number): Promise<vo
         pending -= d.length;
         if (pending <= 0 && wake) wake();
       },
-      close: () => die("connection closed"),
+      close: () => {
+        if (!finished) die("connection closed");
+      },
       error: (_s, e) => die(String(e)),
       connectError: (_s, e) => die(`connect: ${e.message}`),
     },
@@ -123,11 +128,12 @@ async function rrClient(addr: string, port: number, seconds: number): Promise<vo
     const got = new Promise<void>((r) => (wake = r));
     sock.write(payload);
     sent++;
-    const ok = await Promise.race([got.then(() => true), Bun.sleep(3000).then(() => false)]);
-    if (!ok) die("no reply within 3 s");
+    const ok = await Promise.race([got.then(() => true), Bun.sleep(timeoutMs).then(() => false)]);
+    if (!ok) die(`no reply within ${timeoutMs} ms`);
     wake = null;
     rtts.push((performance.now() - t0) * 1000);
   }
+  finished = true;
   sock.end();
   // Like sockperf, leave out the warm-up (first 10%).
   const kept = rtts.slice(Math.floor(rtts.length / 10)).sort((a, b) => a - b);
@@ -137,14 +143,14 @@ async function rrClient(addr: string, port: number, seconds: number): Promise<vo
   process.exit(0);
 }
 
-async function holdClient(addr: string, port: number, n: number): Promise<void> {
+async function holdClient(addr: string, port: number, n: number, timeoutMs: number): Promise<void> {
   const sockets: Socket[] = [];
   const batch = 50;
   for (let i = 0; i < n; i += batch) {
     const opened = await Promise.allSettled(
       Array.from({ length: Math.min(batch, n - i) }, () =>
         new Promise<Socket>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error("no echo within 10 s")), 10_000);
+          const timer = setTimeout(() => reject(new Error(`no echo within ${timeoutMs} ms`)), timeoutMs);
           Bun.connect({
             hostname: addr,
             port,
@@ -192,13 +198,13 @@ switch (mode) {
     listen(num(args[0], "port"), { data: (s, d) => { s.write(d); } });
     break;
   case "crr-client":
-    await crrClient(args[0], num(args[1], "port"), num(args[2], "seconds"));
+    await crrClient(args[0], num(args[1], "port"), num(args[2], "seconds"), args[3] ? num(args[3], "timeout") : 3000);
     break;
   case "rr-client":
-    await rrClient(args[0], num(args[1], "port"), num(args[2], "seconds"));
+    await rrClient(args[0], num(args[1], "port"), num(args[2], "seconds"), args[3] ? num(args[3], "timeout") : 3000);
     break;
   case "hold-client":
-    await holdClient(args[0], num(args[1], "port"), num(args[2], "count"));
+    await holdClient(args[0], num(args[1], "port"), num(args[2], "count"), args[3] ? num(args[3], "timeout") : 10_000);
     break;
   default:
     die(`usage: tcp.ts crr-server|crr-client|rr-server|rr-client|hold-server|hold-client …`);

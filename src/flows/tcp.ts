@@ -515,7 +515,14 @@ export class TcpFlows {
   maybeClose(f: number): void {
     const ev = this.t.events[f];
     const done = TcpEvent.TAP_FIN_SENT | TcpEvent.TAP_FIN_ACKED | TcpEvent.SOCK_FIN_SENT;
-    if ((ev & done) === done) this.closed(f);
+    if ((ev & done) !== done) return;
+    // The guest's FIN (often in this very segment) is acknowledged now: a closed flow sends nothing later.
+    const c = this.c;
+    if (this.ackMark[f] !== 0 || c.seqAckToTap[f] !== c.seqFromTap[f]) {
+      c.seqAckToTap[f] = c.seqFromTap[f];
+      this.out.flags(f, this.tapSide(f), TCP_ACK);
+    }
+    this.closed(f);
   }
 
   /** Resets both sides: RST to the guest, RST to the host peer. */

@@ -14,8 +14,8 @@
  * new batches are appended behind them; only whole frames that no longer fit are dropped (and counted), as a
  * full NIC queue would drop them, and TCP retransmits.
  *
- * Connections: listen() opens the socket qemu connects to (PasstStream.listenOn picks passt's default path),
- * adopt() takes an already connected one (--fd). A second client while one is served is accepted and closed at
+ * Connections: listen() opens the socket qemu connects to (on passt's default path unless given one), adopt()
+ * takes an already connected one (--fd). A second client while one is served is accepted and closed at
  * once. When the guest goes away, onDisconnect says why; frames for the guest are discarded until the next one.
  */
 import { lstatSync, unlinkSync } from "node:fs";
@@ -23,9 +23,9 @@ import { EpollType } from "../epoll_ref.ts";
 import { log } from "../log.ts";
 import type { EventLoop } from "../loop.ts";
 import {
-  AF_UNIX, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_DONTWAIT,
-  MSG_NOSIGNAL, O_NONBLOCK, SO_PEERCRED, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
-  IOV_MAX,
+  AF_UNIX, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IOV_MAX,
+  MSG_DONTWAIT, MSG_NOSIGNAL, O_NONBLOCK, SO_PEERCRED, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
+  SOL_SOCKET,
 } from "../syscalls/constants.ts";
 import { Errno, errnoName, SyscallError } from "../syscalls/errno.ts";
 import { close, fcntl, recv, send, sendmsg } from "../syscalls/io.ts";
@@ -56,7 +56,7 @@ export interface StreamEvents {
 
 /** The qemu stream socket link. */
 export class PasstStream extends Link {
-  /** Counters: guests served and refused, bad lengths, writes the socket took only part of, frames dropped behind them. */
+  /** Counters: guests served and refused, bad lengths, short writes, frames dropped behind pending bytes. */
   readonly streamStats = { connections: 0, refused: 0, badLength: 0, partialWrites: 0, pendingDropped: 0 };
   /** The socket path listened on, when listening. */
   path: string | undefined;
@@ -181,15 +181,16 @@ export class PasstStream extends Link {
    * waits for EPOLLOUT. A frame already partly on the stream always fits: pending is empty when that happens.
    */
   private keep(first: number, skip: number): void {
-    if (this.pendingStart > 0) {
-      copyMem(this.pending.addr, this.pending.addr + this.pendingStart, this.pendingEnd - this.pendingStart);
-      this.pendingEnd -= this.pendingStart;
-      this.pendingStart = 0;
-    }
     const room = this.pending.bytes.length;
     for (let i = first; i < this.queued; i++) {
       const from = i === first ? skip : 0;
       const len = STREAM_HEADROOM + this.queuedLen[i] - from;
+      if (this.pendingEnd + len > room && this.pendingStart > 0) {
+        // Out of room at the end: move what is still pending to the front (at most once per batch).
+        copyMem(this.pending.addr, this.pending.addr + this.pendingStart, this.pendingEnd - this.pendingStart);
+        this.pendingEnd -= this.pendingStart;
+        this.pendingStart = 0;
+      }
       if (this.pendingEnd + len > room) {
         this.stats.outDropped++;
         this.streamStats.pendingDropped++;
@@ -238,23 +239,30 @@ export class PasstStream extends Link {
     const b = mem.bytes;
     const end = this.inputFill + n;
     let at = 0;
-    while (end - at >= STREAM_HEADROOM) {
-      const len = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-      if (len < ETH_HLEN || len > ETH_MAX_LEN) {
-        this.streamStats.badLength++;
-        log.error(`passt: bad frame length ${len} from the guest: dropping the connection`);
-        this.lost(`bad frame length ${len}`);
-        return;
+    try {
+      while (end - at >= STREAM_HEADROOM) {
+        const len = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+        if (len < ETH_HLEN || len > ETH_MAX_LEN) {
+          this.streamStats.badLength++;
+          log.error(`passt: bad frame length ${len} from the guest: dropping the connection`);
+          this.lost(`bad frame length ${len}`);
+          return;
+        }
+        if (end - at - STREAM_HEADROOM < len) break;
+        this.stats.framesIn++;
+        // Past this frame before handing it on: should the sink throw, it is not handed on again.
+        at += STREAM_HEADROOM + len;
+        this.sink.frame(b, mem.addr, at - len, len, now);
+        // Replies queued by the sink may have filled the arena and been written: that write can lose the guest.
+        if (this.conn !== fd) return;
       }
-      if (end - at - STREAM_HEADROOM < len) break;
-      this.stats.framesIn++;
-      this.sink.frame(b, mem.addr, at + STREAM_HEADROOM, len, now);
-      // Replies queued by the sink may have filled the arena and been written: that write can lose the guest.
-      if (this.conn !== fd) return;
-      at += STREAM_HEADROOM + len;
+    } finally {
+      // The incomplete tail moves to the front, to be completed by the next read (unless the connection is gone).
+      if (this.conn === fd) {
+        if (at > 0 && at < end) copyMem(mem.addr, mem.addr + at, end - at);
+        this.inputFill = end - at;
+      }
     }
-    if (at > 0 && at < end) copyMem(mem.addr, mem.addr + at, end - at);
-    this.inputFill = end - at;
   }
 
   /** A client on the listening socket: served if no guest is, else accepted and closed. */

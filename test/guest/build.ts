@@ -18,6 +18,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 /** Bump when the image's contents change, so cached images are rebuilt. */
 const IMAGE_VERSION = 2;
@@ -214,13 +215,7 @@ export function cpioArchive(entries: readonly CpioEntry[]): Uint8Array {
     chunks.push(header, name, pad(header.length + name.length));
     if (e.data) chunks.push(e.data, pad(size));
   }
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 if (import.meta.main) {

@@ -7,9 +7,9 @@
  * Waits poll a non-blocking socket in small steps, so the test's own event loop (child processes, timers) keeps
  * running; each has a timeout.
  */
-import { AF_UNIX, MSG_DONTWAIT, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from "../../src/syscalls/constants.ts";
+import { AF_UNIX, F_SETFL, MSG_DONTWAIT, MSG_NOSIGNAL, O_NONBLOCK, SOCK_CLOEXEC, SOCK_STREAM } from "../../src/syscalls/constants.ts";
 import { Errno } from "../../src/syscalls/errno.ts";
-import { close, recv, send } from "../../src/syscalls/io.ts";
+import { close, fcntl, recv, send } from "../../src/syscalls/io.ts";
 import { Mem } from "../../src/syscalls/mem.ts";
 import { connect, socket } from "../../src/syscalls/socket.ts";
 import { rd16, rd32 } from "../../src/wire/bytes.ts";
@@ -28,14 +28,18 @@ export class StreamGuest {
 
   constructor(readonly fd: number) {}
 
-  /** Connects to orzo's socket path. */
+  /**
+   * Connects to orzo's socket path. The connect blocks while orzo's backlog (passt's is 0) still holds an earlier
+   * connection; the socket is non-blocking from then on.
+   */
   static connect(path: string): StreamGuest {
-    const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const r = connect(fd, { family: "unix", path });
     if (r < 0) {
       close(fd);
       throw new Error(`connect ${path}: errno ${-r}`);
     }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
     return new StreamGuest(fd);
   }
 
@@ -210,6 +214,12 @@ export class ScriptedTcp {
       await this.drain();
       if (this.sndUna !== before) lastProgress = performance.now();
     }
+  }
+
+  /** Sends our FIN after the server's, without waiting for its acknowledgment (the last ACK of the connection). */
+  async finish(): Promise<void> {
+    await this.g.send(this.segment(this.sndNxt, this.rcvNxt, TCP_ACK | TCP_FIN));
+    this.sndNxt++;
   }
 
   /** Takes every TCP frame received so far (waiting briefly for one), updating state and acknowledging data. */
