@@ -84,14 +84,15 @@ async function nsToHost(v6: boolean, file: string, dest: "remote" | "gateway", a
   expect(sha(server.out)).toBe(files[file].sha);
 }
 
-async function hostToNs(v6: boolean, file: string, args: string[] = []): Promise<void> {
+async function hostToNs(v6: boolean, file: string, args: string[] = [], from: Ns = "router"): Promise<void> {
   const port = nextPort++;
   const out = join(tmp, `sha-${port}`);
   const ready = join(tmp, `ready-${port}`);
   const ns = pasta([...args, "-t", String(port)], inNsListening(`socat -u TCP${v6 ? 6 : 4}-LISTEN:${port} SYSTEM:'sha256sum > ${out}'`, port, ready));
   expect(await waitFor(() => existsSync(ready), 10_000)).toBe(true);
   const dst = v6 ? `[${TOPOLOGY.host6}]` : TOPOLOGY.host4;
-  const c = await host.runRouter(["socat", "-u", `OPEN:${files[file].path}`, `TCP${v6 ? 6 : 4}:${dst}:${port}`], { timeoutMs: 60_000 });
+  const argv = ["socat", "-u", `OPEN:${files[file].path}`, `TCP${v6 ? 6 : 4}:${dst}:${port}`];
+  const c = from === "router" ? await host.runRouter(argv, { timeoutMs: 60_000 }) : await host.run(argv, { timeoutMs: 60_000 });
   expect(c.code).toBe(0);
   expect((await ns).code).toBe(0);
   expect(sha(out)).toBe(files[file].sha);
@@ -105,6 +106,7 @@ describe("TCP transfers with checksums", () => {
       test(`${ip} host to namespace over -t: ${size}`, () => hostToNs(v6, size));
     }
     test(`${ip} namespace to the gateway address reaches the host's loopback`, () => nsToHost(v6, "5k", "gateway"));
+    test(`${ip} from the host's own address over -t (it appears from the gateway)`, () => hostToNs(v6, "5k", [], "host"));
     test(`${ip} at MTU 1500 (segmentation offloaded), 100m both ways`, async () => {
       await nsToHost(v6, "100m", "remote", ["-m", "1500"]);
       await hostToNs(v6, "100m", ["-m", "1500"]);

@@ -58,29 +58,40 @@ export function natOutbound(nc: NetConf, dst: Uint8Array, dstOff: number, dnsPor
 }
 
 /**
- * The address a host peer at peer[peerOff] appears to come from, seen from the guest; written to out[outOff].
- * Returns false when the peer cannot be presented to the guest (loopback with no --map-host-loopback address).
+ * The address a host peer at peer[peerOff] appears to come from, seen from the guest (tap-and-l2.md §10);
+ * written to out[outOff]. 127.0.0.1 and ::1 become the --map-host-loopback address, the host's own address (the
+ * guest's) the --map-guest-addr one; an address the guest could not tell from its own or from nowhere (other
+ * loopback, unspecified, the guest's own without --map-guest-addr) becomes our tap address. Returns false when
+ * there is none to use.
  */
 export function natInboundSource(nc: NetConf, peer: Uint8Array, peerOff: number, out: Uint8Array, outOff: number): boolean {
   const v4 = inanyIsV4(peer, peerOff);
   const fam = v4 ? nc.ip4 : nc.ip6;
-  if (inanyIsLoopback(peer, peerOff)) {
-    if (inanyIsUnset(fam.mapHostLoopback)) return false;
-    out.set(fam.mapHostLoopback, outOff);
-  } else if (!inanyIsUnset(fam.mapGuestAddr) && inanyEqual(peer, peerOff, fam.addr, 0)) {
-    out.set(fam.mapGuestAddr, outOff);
-  } else {
+  const exactLoopback = v4 ? peer[peerOff + 12] === 127 && peer[peerOff + 13] === 0 && peer[peerOff + 14] === 0 && peer[peerOff + 15] === 1 : inanyIsLoopback(peer, peerOff);
+  const guests = inanyEqual(peer, peerOff, fam.addr, 0) || inanyEqual(peer, peerOff, fam.addrSeen, 0);
+  let src: Uint8Array | undefined;
+  if (exactLoopback && !inanyIsUnset(fam.mapHostLoopback)) src = fam.mapHostLoopback;
+  else if (guests && !inanyIsUnset(fam.mapGuestAddr)) src = fam.mapGuestAddr;
+  else if (!guests && !inanyIsLoopback(peer, peerOff) && !inanyIsUnset(peer, peerOff) && !(v4 && peer[peerOff + 12] === 0)) {
     out.set(peer.subarray(peerOff, peerOff + INANY_LEN), outOff);
-  }
+    return true;
+  } else src = v4 ? nc.ip4.ourTapAddr : nc.ip6.ourTapLinkLocal;
+  if (inanyIsUnset(src) || (v4 && src[12] === 0)) return false;
+  out.set(src, outOff);
   return true;
 }
 
 /**
  * The guest's address for a connection of the given family, written to out[outOff]: the address its traffic
- * showed, else the configured one. False when there is none yet.
+ * showed, else the configured one; for a link-local source (IPv6), its link-local address. False when there is
+ * none yet.
  */
-export function guestAddress(nc: NetConf, v4: boolean, out: Uint8Array, outOff: number): boolean {
+export function guestAddress(nc: NetConf, v4: boolean, out: Uint8Array, outOff: number, linkLocal = false): boolean {
   const fam = v4 ? nc.ip4 : nc.ip6;
+  if (linkLocal && !v4 && !inanyIsUnset(nc.ip6.addrLinkLocalSeen)) {
+    out.set(nc.ip6.addrLinkLocalSeen, outOff);
+    return true;
+  }
   const a = !inanyIsUnset(fam.addrSeen) ? fam.addrSeen : fam.addr;
   if (inanyIsUnset(a) || (v4 && a[12] === 0)) {
     if (v4 || inanyIsUnset(nc.ip6.addrLinkLocalSeen)) return false;

@@ -23,7 +23,7 @@ import { targetPort, type ForwardTable } from "../fwd/rules.ts";
 import { newPortMap, portBitClear, portBitSet } from "../fwd/procnet.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
-import { guestAddress, inanyIsLoopback, inanyIsUnicast, natInboundSource } from "./nat.ts";
+import { guestAddress, inanyIsLoopback, natInboundSource } from "./nat.ts";
 import type { NamespaceSockets, TcpSplice } from "./tcp_splice.ts";
 import type { TcpFlows } from "./tcp.ts";
 import type { TcpTapInput } from "./tcp_tap.ts";
@@ -188,13 +188,14 @@ export class TcpListeners {
       if (this.opts.hostLoToNsLo || !guestAddress(this.nc, v4, this.dst, 0)) this.dst.set(this.local);
       return splice.open(s, Pif.HOST, this.peer, peerPort, this.local, localPort, Pif.SPLICE, this.dst, toPort);
     }
-    if (!inanyIsUnicast(this.peer, 0)) return false;
+    if (!natInboundSource(this.nc, this.peer, 0, this.src, 0)) return false;
+    const srcLinkLocal = !v4 && this.src[0] === 0xfe && (this.src[1] & 0xc0) === 0x80;
     if (rule.targetAddr) this.dst.set(rule.targetAddr);
-    else if (!guestAddress(this.nc, v4, this.dst, 0)) {
+    else if (!guestAddress(this.nc, v4, this.dst, 0, srcLinkLocal)) {
       refuseLog.warn("tcp: inbound connection refused: the guest has no address yet");
       return false;
     }
-    if (inanyIsV4(this.dst, 0) !== v4 || !natInboundSource(this.nc, this.peer, 0, this.src, 0)) return false;
+    if (inanyIsV4(this.dst, 0) !== v4) return false;
     const t = flows();
     const f = t.alloc();
     if (f < 0) return false;
