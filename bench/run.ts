@@ -225,7 +225,7 @@ const doc = {
     connectionRate: "bench/tools/tcp.ts crr-client: connect, 1-byte request, 1-byte reply, close; one at a time",
   },
   options: { smoke, reps, duration, only, targets },
-  arguments: Instance.args("PIDFILE", "NETNS").join(" "),
+  arguments: `pasta | dist/orzo pasta ${Instance.args("PIDFILE", "NETNS").join(" ")} [-m 1500 in the MTU 1500 scenarios], run in the host namespace`,
   note: "speedup: orzo relative to pasta, > 1 means orzo is better (orzo/pasta for throughput and rates, pasta/orzo for latency, memory and time). veth = kernel veth pair (tap scenarios) or loopback (splice scenarios).",
   scenarios: summaries,
   harnessErrors,

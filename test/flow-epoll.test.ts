@@ -96,20 +96,29 @@ describe("flowEpollSet", () => {
     t.events[f] = TcpEvent.ESTABLISHED;
     expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
     expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
-    expect(reg(s)?.events).toBe(IN | RDHUP);
+    expect(reg(s)?.events).toBe((IN | RDHUP | ET) >>> 0);
     expect(ready()).toEqual([]);
     writeBytes(peer, new Uint8Array([1, 2, 3]));
+    expect(ready()).toEqual([[EpollType.TCP, s, sidx(f, TGTSIDE), IN]]);
+    // Edge-triggered: the bytes stay queued (peeked, not read) and are not reported again...
+    expect(ready()).toEqual([]);
+    // ...until more arrive.
+    writeBytes(peer, new Uint8Array([4]));
     expect(ready()).toEqual([[EpollType.TCP, s, sidx(f, TGTSIDE), IN]]);
 
     t.flags[f] |= TcpFlag.SOCK_OUT_WAIT;
     flowEpollSet(EpollType.TCP, f, TGTSIDE);
-    expect(reg(s)?.events).toBe(IN | RDHUP | OUT);
+    expect(reg(s)?.events).toBe((IN | RDHUP | OUT | ET) >>> 0);
     expect(ready()).toEqual([[EpollType.TCP, s, sidx(f, TGTSIDE), IN | OUT]]);
 
+    // Stalling (window full) changes nothing in epoll: the guest's acknowledgment resumes the reading.
     t.flags[f] = TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS;
     flowEpollSet(EpollType.TCP, f, TGTSIDE);
-    expect(reg(s)?.events).toBe((RDHUP | ET) >>> 0);
-    expect(ready()).toEqual([]);
+    expect(reg(s)?.events).toBe((IN | RDHUP | ET) >>> 0);
+
+    t.events[f] = TcpEvent.ESTABLISHED | TcpEvent.SOCK_FIN_RCVD;
+    flowEpollSet(EpollType.TCP, f, TGTSIDE);
+    expect(reg(s)?.events).toBe(ET);
 
     t.flags[f] = 0;
     t.events[f] = TcpEvent.ESTABLISHED | TcpEvent.TAP_FIN_SENT;
@@ -214,7 +223,7 @@ describe("flowEpollSet", () => {
       expect(reg(s)).toBeUndefined();
       expect(reg(tfd)).toBeUndefined();
       const there = epollRegistrations(other.epfd);
-      expect(there.get(s)?.events).toBe(IN | RDHUP);
+      expect(there.get(s)?.events).toBe((IN | RDHUP | ET) >>> 0);
       expect(there.get(tfd)?.events).toBe((IN | ET) >>> 0);
       expect(t.epollId[f]).toBe(other.id);
       t.events[f] |= TcpEvent.TAP_FIN_SENT;

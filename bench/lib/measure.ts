@@ -50,12 +50,13 @@ async function forwarderReady(ctx: Ctx, dir: Dir, port: number): Promise<void> {
   const s = ctx.sides;
   if (!s.instance) return;
   if (dir === "in") await waitListening(s.host, port, `${s.kind} -t forwarder`, { timeoutMs: waitMs(ctx) });
-  else if (s.path === "splice") await waitListening(s.ns, port, `${s.kind} -T forwarder`, { addr: "127.0.0.1", timeoutMs: waitMs(ctx) });
+  // Any address: pasta binds 127.0.0.1 and ::1, orzo the wildcard on lo; the namespace's own servers use other ports.
+  else if (s.path === "splice") await waitListening(s.ns, port, `${s.kind} -T forwarder`, { timeoutMs: waitMs(ctx) });
 }
 
 /** Runs fn with a server started in ns and listening on port; the server is always ended afterwards. */
 async function withServer<T>(argv: string[], ns: string, port: number, what: string, fn: (server: Group) => Promise<T>): Promise<T> {
-  const server = new Group([...inNs(ns), ...argv], { stdin: "pipe" });
+  const server = new Group([...inNs(ns), ...argv]);
   try {
     await waitListening(ns, port, what, { server, timeoutMs: 10_000 });
     return await fn(server);

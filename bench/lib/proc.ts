@@ -138,19 +138,17 @@ export function inNs(ns: string): string[] {
   return ["ip", "netns", "exec", ns];
 }
 
-/** Whether something listens on a TCP (or UDP) port in a namespace, optionally on one address. */
-export async function listening(ns: string, port: number, opts: { udp?: boolean; addr?: string } = {}): Promise<boolean> {
-  const r = Bun.spawnSync([...inNs(ns), "ss", "-H", opts.udp ? "-lun" : "-ltn", `sport = :${port}`], { stdout: "pipe", stderr: "ignore" });
-  const lines = r.stdout.toString().trim().split("\n").filter(Boolean);
-  if (opts.addr === undefined) return lines.length > 0;
-  return lines.some((l) => l.includes(`${opts.addr}:${port}`));
+/** Whether something listens on a TCP port in a namespace (any address). */
+export function listening(ns: string, port: number): boolean {
+  const r = Bun.spawnSync([...inNs(ns), "ss", "-H", "-ltn", `sport = :${port}`], { stdout: "pipe", stderr: "ignore" });
+  return r.stdout.toString().trim() !== "";
 }
 
-/** Waits for a listener; throws a clear reason when none appears in time. */
-export async function waitListening(ns: string, port: number, what: string, opts: { udp?: boolean; addr?: string; timeoutMs?: number; server?: Group } = {}): Promise<void> {
-  const ok = await waitUntil(async () => (await listening(ns, port, opts)) || (opts.server?.code ?? null) !== null, opts.timeoutMs ?? 5000, 10);
+/** Waits for a TCP listener; throws a clear reason when none appears in time (or the server exited). */
+export async function waitListening(ns: string, port: number, what: string, opts: { timeoutMs?: number; server?: Group } = {}): Promise<void> {
+  const ok = await waitUntil(() => listening(ns, port) || (opts.server?.code ?? null) !== null, opts.timeoutMs ?? 5000, 10);
   if (opts.server && opts.server.code !== null) throw new Error(`${what} exited (${opts.server.code}): ${tail(opts.server.stderr || opts.server.stdout)}`);
-  if (!ok || !(await listening(ns, port, opts))) throw new Error(`no ${what} listening on port ${port}`);
+  if (!ok || !listening(ns, port)) throw new Error(`no ${what} listening on port ${port}`);
 }
 
 /** The last line or so of a text, for failure reasons. */

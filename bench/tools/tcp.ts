@@ -125,10 +125,15 @@ async function rrClient(addr: string, port: number, seconds: number, timeoutMs: 
   while (performance.now() < end) {
     const t0 = performance.now();
     pending = size;
-    const got = new Promise<void>((r) => (wake = r));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const got = new Promise<boolean>((r) => {
+      wake = () => r(true);
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
     sock.write(payload);
     sent++;
-    const ok = await Promise.race([got.then(() => true), Bun.sleep(timeoutMs).then(() => false)]);
+    const ok = await got;
+    clearTimeout(timer);
     if (!ok) die(`no reply within ${timeoutMs} ms`);
     wake = null;
     rtts.push((performance.now() - t0) * 1000);

@@ -144,7 +144,7 @@ export class TcpFlows {
     const after = ((before & ~clear) | set) >>> 0;
     if (after === before) return;
     t.flags[f] = after;
-    if ((before ^ after) & (TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.SOCK_OUT_WAIT)) this.epoll(f);
+    if ((before ^ after) & TcpFlag.SOCK_OUT_WAIT) this.epoll(f);
     if (after & TcpFlag.ACK_FROM_TAP_DUE && !(before & TcpFlag.ACK_FROM_TAP_DUE)) {
       this.progress[f] = this.now;
       this.arm(f);
@@ -168,7 +168,7 @@ export class TcpFlows {
       this.ackMark[f] = 0;
       if (t.type[f] !== FlowType.TCP || t.events[f] === TcpEvent.CLOSED) continue;
       const oldWnd = c.wndToTap[f];
-      this.updateWindow(f);
+      this.updateWindow(f, forced);
       if (!forced && c.seqAckToTap[f] === c.seqFromTap[f] && c.wndToTap[f] === oldWnd) continue;
       c.seqAckToTap[f] = c.seqFromTap[f];
       this.out.flags(f, this.tapSide(f), TCP_ACK);
@@ -176,11 +176,26 @@ export class TcpFlows {
     this.ackCount = 0;
   }
 
-  /** Recomputes the window offered to the guest. */
-  updateWindow(f: number): void {
+  /**
+   * Recomputes the window offered to the guest. While what the guest wrote since the last measurement leaves more
+   * than half of the space then measured (and several segments' worth), the window is that remainder and no
+   * syscall is made (the right edge stays put); otherwise, or when forced (the guest probes a small window), the
+   * socket is asked again (SO_SNDBUF, SIOCOUTQ).
+   */
+  updateWindow(f: number, forced = false): void {
     const c = this.c;
-    let w = this.io.sendSpace(this.sock(f)) - c.spillLen[f];
-    if (w < 0) w = 0;
+    const estimate = c.sndSpace[f] - c.writtenSince[f];
+    if (!forced && estimate > c.sndSpace[f] / 2 && estimate >= 4 * c.mss[f] && c.spillLen[f] === 0) {
+      c.wndToTap[f] = Math.min(estimate, 65535 * (1 << c.wsToTap[f]), MAX_WINDOW);
+      return;
+    }
+    const space = this.io.sendSpace(this.sock(f));
+    c.sndSpace[f] = space;
+    c.writtenSince[f] = 0;
+    let w = space - c.spillLen[f];
+    // Silly-window avoidance (RFC 1122 4.2.3.3): a sliver of window under one segment is offered as none, so the
+    // guest waits for our update (EPOLLOUT below) rather than for its persist timer.
+    if (w < 0 || (w < c.mss[f] && w < this.io.lastSndbuf / 2)) w = 0;
     const max = 65535 * (1 << c.wsToTap[f]);
     c.wndToTap[f] = Math.min(w, max, MAX_WINDOW);
     // A mostly full socket: have EPOLLOUT tell us when it drained (the kernel signals at a third free or so),
@@ -243,33 +258,39 @@ export class TcpFlows {
    * acknowledged, a FIN.
    */
   sockToTap(f: number): void {
+    // The socket is edge-triggered: keep going while a peek filled the buffer and the window has room.
+    while (this.sockToTapOnce(f));
+  }
+
+  /** One peek's worth of sockToTap; true when the buffer was filled and there may be more to send now. */
+  private sockToTapOnce(f: number): boolean {
     const t = this.t;
     const c = this.c;
     const ev = t.events[f];
-    if (!(ev & TcpEvent.ESTABLISHED) || ev & TcpEvent.TAP_FIN_SENT) return;
+    if (!(ev & TcpEvent.ESTABLISHED) || ev & TcpEvent.TAP_FIN_SENT) return false;
     if (seqLt(c.seqToTap[f], c.seqAckFromTap[f])) c.seqToTap[f] = c.seqAckFromTap[f];
     const inFlight = seqSub(c.seqToTap[f], c.seqAckFromTap[f]);
     const wnd = c.wndFromTap[f];
     if (inFlight >= wnd) {
       this.setFlags(f, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.ACK_FROM_TAP_DUE, 0);
-      return;
+      return false;
     }
     const want = Math.min(wnd - inFlight, PEEK_MAX);
     const fd = this.sock(f);
     const n = this.io.peek(fd, this.peekBuf, 0, want, inFlight);
     if (n === -Errno.EAGAIN || n === -Errno.EINTR) {
       if (inFlight > 0) this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
-      return;
+      return false;
     }
     if (n < 0) {
       this.reset(f, `peek failed: errno ${-n}`);
-      return;
+      return false;
     }
     if (n === 0) {
       t.events[f] |= TcpEvent.SOCK_FIN_RCVD;
       if (inFlight > 0) {
         this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
-        return;
+        return false;
       }
       c.seqAckToTap[f] = c.seqFromTap[f];
       this.updateWindow(f);
@@ -278,7 +299,7 @@ export class TcpFlows {
       t.events[f] |= TcpEvent.TAP_FIN_SENT;
       this.epoll(f);
       this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE, TcpFlag.STALLED);
-      return;
+      return false;
     }
     const ts = this.tapSide(f);
     // With offload, super-frames of whole MSS multiples: the kernel cuts them into the guest's MSS.
@@ -293,6 +314,7 @@ export class TcpFlows {
     // Less than asked for: the queue is drained up to what is in flight, so wait for the next edge.
     const stalled = n < want ? TcpFlag.STALLED : 0;
     this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE | stalled, TcpFlag.ACK_FROM_TAP_BLOCKS | (stalled ? 0 : TcpFlag.STALLED));
+    return n === want;
   }
 
   /** Writes held guest data once the socket has room; then the FIN it may have been waiting behind. */
@@ -311,6 +333,7 @@ export class TcpFlows {
       if (n > 0) {
         mem.bytes.copyWithin(0, n, len);
         c.spillLen[f] = len - n;
+        c.writtenSince[f] += n;
       }
       if (c.spillLen[f] > 0) return;
       this.spill.give(b);
@@ -354,6 +377,7 @@ export class TcpFlows {
       }
       written = n > 0 ? n : 0;
     }
+    c.writtenSince[f] += written;
     if (written < len) written += this.spillIn(f, bytes, off + written, len - written);
     c.seqFromTap[f] = seqAdd(expected, written);
     if (written < len) this.dupAck(f);

@@ -73,6 +73,9 @@ export class TcpConns {
   readonly spillLen: Uint32Array;
   /** Index of the spill buffer in use, -1 for none. */
   readonly spillBuf: Int32Array;
+  /** The socket's free send space when last measured, and guest bytes written to it since (window estimate). */
+  readonly sndSpace: Float64Array;
+  readonly writtenSince: Float64Array;
 
   constructor(capacity: number) {
     this.seqToTap = new Uint32Array(capacity);
@@ -89,6 +92,8 @@ export class TcpConns {
     this.retries = new Uint8Array(capacity);
     this.spillLen = new Uint32Array(capacity);
     this.spillBuf = new Int32Array(capacity);
+    this.sndSpace = new Float64Array(capacity);
+    this.writtenSince = new Float64Array(capacity);
   }
 
   /** Resets a connection's state when its flow is created. */
@@ -102,6 +107,7 @@ export class TcpConns {
     this.retries[f] = 0;
     this.spillLen[f] = 0;
     this.spillBuf[f] = -1;
+    this.sndSpace[f] = this.writtenSince[f] = 0;
   }
 }
 

@@ -36,17 +36,20 @@ export const TcpFlag = {
   SOCK_OUT_WAIT: 1 << 7,
 } as const;
 
-/** The socket's epoll mask for a connection's events and flags; 0 with CLOSED means "remove". */
+/**
+ * The socket's epoll mask for a connection's events and flags; 0 with CLOSED means "remove".
+ *
+ * Established sockets are edge-triggered: bytes already peeked stay queued until the guest acknowledges them, so
+ * a level-triggered EPOLLIN would fire for data orzo already handled. An edge comes with every new arrival; when
+ * orzo stops short of the queue's end (window full), the guest's acknowledgment resumes the reading, not epoll.
+ * So stalling and resuming cost no epoll_ctl at all, unlike passt's level/edge switching.
+ */
 export function tcpEpollEvents(events: number, flags: number): number {
   if (events === TcpEvent.CLOSED) return 0;
   const out = flags & TcpFlag.SOCK_OUT_WAIT ? EPOLLOUT : 0;
   if (events & TcpEvent.ESTABLISHED) {
-    if (events & TcpEvent.TAP_FIN_SENT) return (EPOLLET | out) >>> 0;
-    if (flags & TcpFlag.STALLED) {
-      if (flags & TcpFlag.ACK_FROM_TAP_BLOCKS) return (EPOLLRDHUP | EPOLLET | out) >>> 0;
-      return (EPOLLIN | EPOLLRDHUP | EPOLLET | out) >>> 0;
-    }
-    return EPOLLIN | EPOLLRDHUP | out;
+    if (events & (TcpEvent.TAP_FIN_SENT | TcpEvent.SOCK_FIN_RCVD)) return (EPOLLET | out) >>> 0;
+    return (EPOLLIN | EPOLLRDHUP | EPOLLET | out) >>> 0;
   }
   if (events === TcpEvent.TAP_SYN_RCVD) return (EPOLLOUT | EPOLLET | EPOLLRDHUP) >>> 0;
   return (EPOLLET | EPOLLRDHUP) >>> 0;

@@ -335,8 +335,8 @@ export class UdpFlows {
     let tsport = sport;
     if (tgtPif !== Pif.TAP) {
       tsock = this.splice!.socket(tgtPif, v4, true);
-      if (tgtPif === Pif.HOST) tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, kb, INANY_LEN, sport, dst, tport, this.target);
-      else tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, v4 ? ANY4 : ANY6, 0, sport, dst, tport, this.target);
+      const toHost = tgtPif === Pif.HOST;
+      tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, toHost ? kb : v4 ? ANY4 : ANY6, toHost ? INANY_LEN : 0, sport, dst, tport, this.target);
       if (tsport < 0) {
         close(sock);
         return this.drop(`no socket toward the target (errno ${-tsport})`, -1);
