@@ -12,8 +12,7 @@ import type { Config } from "./cli/config.ts";
 import { flowTableInit } from "./flows/epoll.ts";
 import { Pif } from "./flows/flow.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
-import type { UdpFlows } from "./flows/udp.ts";
-import { targetPort, type ForwardTable } from "./fwd/rules.ts";
+import { UdpListeners } from "./flows/udp_listen.ts";
 import { handOffToBackground, isBackgroundChild, reportReady, writePidFile } from "./lifecycle.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
@@ -22,7 +21,6 @@ import { Netlink } from "./ns/netlink.ts";
 import { readResolvConf } from "./resolv.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { PasstStream } from "./tap/passt_stream.ts";
-import { inanyToText } from "./wire/inany.ts";
 
 /** Runs passt mode to the end; returns the exit status. */
 export async function runPasst(config: Config, argv: readonly string[]): Promise<number> {
@@ -53,7 +51,7 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
       freebind: config.freebind, noSplice: true, hostLoToNsLo: false,
     });
     tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
-    listenUdp(ingress.udp!, config.forward.udpIn);
+    new UdpListeners(ingress.udp!, { freebind: config.freebind }).listenAll(config.forward.udpIn, Pif.HOST);
     loop.onFlush((now) => {
       flows.defer(now, false);
       stream.flush();
@@ -75,27 +73,4 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
   } finally {
     stream.close();
   }
-}
-
-/**
- * Opens a UDP listener for every port of every -u rule. As for TCP, a port of a normal rule that cannot be bound
- * is an error; a weak rule (`all`, exclude-only) fails only when none of its ports can be bound.
- */
-function listenUdp(udp: UdpFlows, table: ForwardTable): void {
-  table.rules.forEach((rule, index) => {
-    if (rule.ifname) log.warn(`passt: UDP forwarding ignores the interface in %${rule.ifname}`);
-    const addr = rule.listenAddr === null ? "" : inanyToText(rule.listenAddr, 0);
-    let ok = 0;
-    let lastError = "";
-    for (let port = rule.first; port <= rule.last; port++) {
-      try {
-        udp.listen(addr, port, targetPort(rule, port), index);
-        ok++;
-      } catch (e) {
-        lastError = `port ${port}: ${e instanceof Error ? e.message : e}`;
-        if (!rule.weak) throw new Error(`cannot listen on UDP ${lastError}`);
-      }
-    }
-    if (ok === 0) throw new Error(`cannot listen on any UDP port of ${rule.first}-${rule.last} (${lastError})`);
-  });
 }
