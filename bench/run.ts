@@ -212,7 +212,7 @@ console.log("");
 console.log(table(summaries, new Map(scenarios.map((s) => [s.id, s.detail]))));
 
 const latencyTool = useSockperf ? `sockperf ping-pong (${version(["sockperf", "--version"])}), 64-byte messages, median RTT` : "built-in TS ping-pong (bench/tools/tcp.ts), 64-byte messages, median RTT";
-console.log(`\nlatency: ${latencyTool}; connection rate: bench/tools/tcp.ts crr-client, one connection at a time`);
+console.log(`\nlatency: ${latencyTool}; connection rate: bench/tools/tcp.ts crr-client, one connection at a time after 2 s unmeasured`);
 const doc = {
   version: 1,
   date: started.toISOString(),
@@ -222,7 +222,7 @@ const doc = {
     orzo: orzoPath ? version([orzoPath, "--version"]) : orzoError || "not run",
     iperf3: version(["iperf3", "--version"]),
     latency: latencyTool,
-    connectionRate: "bench/tools/tcp.ts crr-client: connect, 1-byte request, 1-byte reply, close; one at a time",
+    connectionRate: "bench/tools/tcp.ts crr-client: connect, 1-byte request, 1-byte reply, close; one at a time, counted after a 2 s warm-up",
   },
   options: { smoke, reps, duration, only, targets },
   arguments: `pasta | dist/orzo pasta ${Instance.args("PIDFILE", "NETNS").join(" ")} [-m 1500 in the MTU 1500 scenarios], run in the host namespace`,

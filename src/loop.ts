@@ -13,7 +13,7 @@
  */
 import { EPOLL_TYPE_COUNT, EpollType, FD_REF_MAX, refFd, refLo, refType } from "./epoll_ref.ts";
 import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLET, EPOLLIN } from "./syscalls/constants.ts";
-import { EpollEvents, epollCreate, epollCtl, epollWait } from "./syscalls/epoll.ts";
+import { EpollEvents, epollCreate, epollCtl, epollWait, epollWaitPrecise } from "./syscalls/epoll.ts";
 import { Errno, SyscallError } from "./syscalls/errno.ts";
 import { close } from "./syscalls/io.ts";
 import { log, rateLimited } from "./log.ts";
@@ -74,6 +74,8 @@ export class EventLoop {
   private lastYield = 0;
   private signalsInstalled = false;
   private yieldNow = false;
+  /** The latest time (performance.now() ms) the next wait may end: wakeBy() bounds it below the loop's bound. */
+  private deadline = Infinity;
 
   constructor(options: LoopOptions = {}) {
     this.timeoutMs = Math.min(options.timeoutMs ?? LOOP_TIMEOUT_MAX_MS, LOOP_TIMEOUT_MAX_MS);
@@ -115,6 +117,14 @@ export class EventLoop {
     this.housekeeping.push({ hook, intervalMs, last: performance.now() });
   }
 
+  /**
+   * Makes the next wait end by a time (performance.now() milliseconds, to the nanosecond) even with no event:
+   * for sub-millisecond deadlines that do not deserve a timer fd. Asked again after each wake-up if still wanted.
+   */
+  wakeBy(at: number): void {
+    if (at < this.deadline) this.deadline = at;
+  }
+
   /** Asks the loop to finish its current cycle and return the exit code from run(). */
   stop(code = 0): void {
     this.stopped = true;
@@ -139,7 +149,14 @@ export class EventLoop {
    * events, or -EINTR when a signal interrupted the wait.
    */
   runOnce(timeoutMs = this.timeoutMs): number {
-    const n = epollWait(this.epfd, this.events, Math.min(timeoutMs, this.timeoutMs));
+    const bound = Math.min(timeoutMs, this.timeoutMs);
+    let n: number;
+    if (this.deadline === Infinity) n = epollWait(this.epfd, this.events, bound);
+    else {
+      const left = this.deadline - performance.now();
+      this.deadline = Infinity;
+      n = left < bound ? epollWaitPrecise(this.epfd, this.events, Math.max(0, left)) : epollWait(this.epfd, this.events, bound);
+    }
     if (n < 0 && n !== -Errno.EINTR) throw new SyscallError("epoll_wait", -n);
     const now = performance.now();
     const w = this.events.words;

@@ -80,6 +80,27 @@ describe("event loop", () => {
     for (let i = 1; i < housekeeping.length; i++) expect(housekeeping[i] - housekeeping[i - 1]).toBeGreaterThanOrEqual(30);
   });
 
+  test("wakeBy ends the next wait at a sub-millisecond deadline, once", () => {
+    const loop = newLoop(1000);
+    const ends: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const start = performance.now();
+      loop.wakeBy(start + 0.3);
+      loop.wakeBy(start + 500); // a later deadline does not push the earlier one back
+      expect(loop.runOnce()).toBe(0);
+      ends.push(performance.now() - start);
+    }
+    ends.sort((a, b) => a - b);
+    expect(ends[0]).toBeGreaterThanOrEqual(0.3);
+    // The median, as the machine may preempt any single wait: far below the 1 s bound, and below a millisecond's
+    // granularity of epoll_wait.
+    expect(ends[10]).toBeLessThan(1);
+    // Without a new wakeBy, the wait is the full timeout again.
+    const start = performance.now();
+    expect(loop.runOnce(30)).toBe(0);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(25);
+  });
+
   test("a throwing handler is counted and the loop goes on; an fd with no handler is removed", () => {
     const loop = newLoop(100);
     const efd = eventfdCreate(1, C.EFD_NONBLOCK | C.EFD_CLOEXEC);

@@ -298,8 +298,11 @@ describe("announcements and the router advertisement timer", () => {
     const { link, svc } = setup();
     deliver(svc, F.ROUTER_SOLICITATION);
     link.take();
+    // Within the longest interval at least one RA goes out; two when the random intervals both came out short.
     for (let t = 0; t <= 601_000; t += 1000) svc.timer(t);
-    expect(link.take().length).toBe(1);
+    const ras = link.take().length;
+    expect(ras).toBeGreaterThanOrEqual(1);
+    expect(ras).toBeLessThanOrEqual(2);
   });
 
   test("no unsolicited RAs with --no-ra, --no-ndp, without IPv6 or without a guest", () => {

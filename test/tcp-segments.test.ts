@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { flowTableInit } from "../src/flows/epoll.ts";
 import { TcpFlows } from "../src/flows/tcp.ts";
+import { ACK_DELAY_MS } from "../src/flows/tcp_ack.ts";
 import { TcpTapInput } from "../src/flows/tcp_tap.ts";
 import { EventLoop } from "../src/loop.ts";
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
@@ -50,8 +51,18 @@ function parse(frame: Uint8Array): Seg {
   return { flags: frame[L4 + 13], seq: rd32(frame, L4 + 4), ack: rd32(frame, L4 + 8), sport: rd16(frame, L4), dport: rd16(frame, L4 + 2), payload: tcpLen - hlen, mss: o.mss, ws: o.wscale };
 }
 
+/** What withTcp hands its test: the loop, the recording link, the TCP path, and ways to feed and drive them. */
+interface TcpEnv {
+  loop: EventLoop;
+  link: RecordingLink;
+  tcp: TcpFlows;
+  input: TcpTapInput;
+  send: (f: Uint8Array) => void;
+  spin: (until: () => boolean) => void;
+}
+
 /** A TCP path over a recording link, in a private namespace for the duration of fn (synchronous). */
-function withTcp(fn: (env: { loop: EventLoop; link: RecordingLink; tcp: TcpFlows; input: TcpTapInput; send: (f: Uint8Array) => void; spin: (until: () => boolean) => void }) => void): void {
+function withTcp(fn: (env: TcpEnv) => void): void {
   inPrivateNetns(() => {
     const loop = new EventLoop();
     const flows = flowTableInit(64, loop.id);
@@ -80,6 +91,23 @@ function withTcp(fn: (env: { loop: EventLoop; link: RecordingLink; tcp: TcpFlows
       loop.close();
     }
   });
+}
+
+/**
+ * A guest connection (MSS 1460, window scale 7) from sport to a real listener on 127.0.0.1:port, handshake done:
+ * the listener, the accepted host socket, and our ISN.
+ */
+function established(env: TcpEnv, sport: number, port: number, iss: number): { lfd: number; conn: number; isn: number } {
+  const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bind(lfd, { family: "ipv4", address: "127.0.0.1", port });
+  listen(lfd, 4);
+  env.send(segment(sport, port, iss, 0, TCP_SYN, undefined, { mss: 1460, ws: 7 }));
+  let frames: Uint8Array[] = [];
+  env.spin(() => (frames = frames.concat(env.link.take())).length > 0);
+  const isn = parse(frames[0]).seq;
+  env.send(segment(sport, port, iss + 1, isn + 1, TCP_ACK));
+  env.link.take();
+  return { lfd, conn: accept4(lfd, 0), isn };
 }
 
 describe("TCP from the guest", () => {
@@ -127,17 +155,9 @@ describe("TCP from the guest", () => {
   });
 
   test("data toward the guest stays in the socket until acknowledged, and is resent from there on timeout", () => {
-    withTcp(({ link, send, spin }) => {
-      const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      bind(lfd, { family: "ipv4", address: "127.0.0.1", port: 7006 });
-      listen(lfd, 4);
-      send(segment(40010, 7006, 9000, 0, TCP_SYN, undefined, { mss: 1460, ws: 7 }));
-      let frames: Uint8Array[] = [];
-      spin(() => (frames = frames.concat(link.take())).length > 0);
-      const isn = parse(frames[0]).seq;
-      send(segment(40010, 7006, 9001, isn + 1, TCP_ACK));
-      link.take();
-      const conn = accept4(lfd, 0);
+    withTcp((env) => {
+      const { link, send, spin } = env;
+      const { lfd, conn, isn } = established(env, 40010, 7006, 9000);
       const msg = new TextEncoder().encode("from the host");
       expect(writeBytes(conn, msg)).toBe(msg.length);
       let data: Seg[] = [];
@@ -181,6 +201,47 @@ describe("TCP from the guest", () => {
       expect(last.at(-1)!.flags).toBe(TCP_ACK);
       expect(last.at(-1)!.ack).toBe(3002);
       expect(tcp.stats.closed).toBe(1);
+      close(lfd);
+    });
+  });
+
+  test("a small request's ACK rides on the reply; unanswered, it follows after the delay; a full segment's at once", () => {
+    withTcp((env) => {
+      const { link, send, spin } = env;
+      const { lfd, conn, isn } = established(env, 40012, 7008, 100);
+      const acked = (seq: number) => (x: Seg) => x.ack === seq;
+      let seq = 101;
+      // The first payload may move the window (measured for the first time): whatever it gets, let it settle.
+      send(segment(40012, 7008, seq, isn + 1, TCP_ACK | TCP_PSH, new Uint8Array(1)));
+      seq += 1;
+      spin(() => link.take().map(parse).some(acked(seq)));
+
+      // A request: no pure ACK now; the host's reply carries the acknowledgment.
+      send(segment(40012, 7008, seq, isn + 1, TCP_ACK | TCP_PSH, new TextEncoder().encode("ping")));
+      seq += 4;
+      expect(link.take().map(parse).filter(acked(seq))).toEqual([]);
+      expect(writeBytes(conn, new TextEncoder().encode("pong"))).toBe(4);
+      let seen: Seg[] = [];
+      spin(() => (seen = seen.concat(link.take().map(parse))).some((x) => x.payload > 0));
+      expect(seen.filter((x) => x.payload === 0)).toEqual([]);
+      expect(seen.find((x) => x.payload > 0)!.ack).toBe(seq);
+      send(segment(40012, 7008, seq, isn + 1 + 4, TCP_ACK));
+
+      // Unanswered: a pure ACK once the delay is over, not before.
+      const t0 = performance.now();
+      send(segment(40012, 7008, seq, isn + 1 + 4, TCP_ACK | TCP_PSH, new TextEncoder().encode("ping")));
+      seq += 4;
+      expect(link.take().map(parse).filter(acked(seq))).toEqual([]);
+      let late: Seg[] = [];
+      spin(() => (late = link.take().map(parse).filter(acked(seq))).length > 0);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(ACK_DELAY_MS);
+      expect(late[0].payload).toBe(0);
+
+      // A full segment: acknowledged at the end of the very cycle.
+      send(segment(40012, 7008, seq, isn + 1 + 4, TCP_ACK, new Uint8Array(1460)));
+      seq += 1460;
+      expect(link.take().map(parse).filter(acked(seq)).length).toBe(1);
+      close(conn);
       close(lfd);
     });
   });

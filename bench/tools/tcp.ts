@@ -2,9 +2,9 @@
  * Small TCP load tools for the benchmark, run inside namespaces with `bun bench/tools/tcp.ts MODE …`:
  *
  *   crr-server PORT                 answers each connection's 1-byte request with 1 byte, then closes
- *   crr-client ADDR PORT SECONDS [MS]  connect, 1-byte request, 1-byte reply, close, back to back for SECONDS
- *                                   (each within MS, default 3000); prints {"transactions","seconds","errors",
- *                                   "firstError"} as JSON
+ *   crr-client ADDR PORT SECONDS [MS] [WARMUP]  connect, 1-byte request, 1-byte reply, close, back to back for
+ *                                   SECONDS after WARMUP unmeasured seconds (default 0), each within MS (default
+ *                                   3000); prints {"transactions","seconds","errors","firstError"} as JSON
  *   rr-server PORT                  echoes everything (ping-pong fallback when sockperf is missing)
  *   rr-client ADDR PORT SECONDS [MS]  64-byte ping-pong on one connection (each reply within MS, default
  *                                   3000); prints {"rtts","medianUs","avgUs"}
@@ -75,7 +75,17 @@ async function crrOnce(addr: string, port: number, timeoutMs: number): Promise<v
   });
 }
 
-async function crrClient(addr: string, port: number, seconds: number, timeoutMs: number): Promise<void> {
+async function crrClient(addr: string, port: number, seconds: number, timeoutMs: number, warmupSeconds: number): Promise<void> {
+  // The warm-up plays the part of iperf3's --omit: a forwarder's first connections pay one-time costs (a JIT's
+  // compilation, caches filling) that a steady rate should not include.
+  const warmupEnd = performance.now() + warmupSeconds * 1000;
+  while (performance.now() < warmupEnd) {
+    try {
+      await crrOnce(addr, port, timeoutMs);
+    } catch {
+      break;
+    }
+  }
   const start = performance.now();
   const end = start + seconds * 1000;
   let transactions = 0;
@@ -203,7 +213,8 @@ switch (mode) {
     listen(num(args[0], "port"), { data: (s, d) => { s.write(d); } });
     break;
   case "crr-client":
-    await crrClient(args[0], num(args[1], "port"), num(args[2], "seconds"), args[3] ? num(args[3], "timeout") : 3000);
+    await crrClient(args[0], num(args[1], "port"), num(args[2], "seconds"), args[3] ? num(args[3], "timeout") : 3000,
+      args[4] ? num(args[4], "warm-up") : 0);
     break;
   case "rr-client":
     await rrClient(args[0], num(args[1], "port"), num(args[2], "seconds"), args[3] ? num(args[3], "timeout") : 3000);

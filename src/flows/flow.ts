@@ -13,7 +13,8 @@
  * still pending in the same cycle stay valid.
  */
 import { INANY_LEN, inanyToText } from "../wire/inany.ts";
-import { log, rateLimited } from "../log.ts";
+import { copyBytes } from "../wire/bytes.ts";
+import { log, logEnabled, rateLimited } from "../log.ts";
 
 const tableFullLog = rateLimited("flow table full");
 
@@ -215,7 +216,8 @@ export class FlowTable {
     this.expectState(flow, FlowState.TYPED);
     this.state[flow] = FlowState.ACTIVE;
     this.building = -1;
-    log.debug(`Flow ${flow} (${FLOW_TYPE_NAMES[this.type[flow]]}): ${this.describe(flow)}`);
+    // The description formats four addresses: worth building only when someone reads it.
+    if (logEnabled("debug")) log.debug(`Flow ${flow} (${FLOW_TYPE_NAMES[this.type[flow]]}): ${this.describe(flow)}`);
   }
 
   /** Marks a flow to be freed at the end of the current loop cycle. */
@@ -371,8 +373,8 @@ export class FlowTable {
     const i = 2 * flow + side;
     const off = this.addrOffset(flow, side);
     this.pif[i] = pif;
-    this.addrBytes.set(oaddr.subarray(oaddrOff, oaddrOff + INANY_LEN), off);
-    this.addrBytes.set(eaddr.subarray(eaddrOff, eaddrOff + INANY_LEN), off + INANY_LEN);
+    copyBytes(this.addrBytes, off, oaddr, oaddrOff, INANY_LEN);
+    copyBytes(this.addrBytes, off + INANY_LEN, eaddr, eaddrOff, INANY_LEN);
     this.oport[i] = oport;
     this.eport[i] = eport;
   }

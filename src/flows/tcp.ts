@@ -14,8 +14,7 @@
  * Connection state is a set of event bits (TcpEvent) and condition flags (TcpFlag); the socket's epoll events
  * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), armed
  * lazily: acknowledgments only record progress, and an expiry that finds recent progress re-arms for the rest.
- * Acknowledgments to the guest are batched: data marks a connection, and one ACK per marked connection goes out
- * at the end of the loop cycle. Closed connections are freed by the flow table at the end of the cycle.
+ * Acknowledgments to the guest are batched, and small ones briefly delayed for a reply to carry them (tcp_ack.ts). Closed connections are freed by the flow table at the end of the cycle.
  */
 import { EpollType, sidxFlow } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";
@@ -27,13 +26,14 @@ import { send } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { shutdown, socketError } from "../syscalls/socket.ts";
 import { timerfdCreate, timerfdSet } from "../syscalls/timer.ts";
-import { rateLimited } from "../log.ts";
+import { logEnabled, rateLimited } from "../log.ts";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.ts";
 import { inanyIsV4 } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
 import { INACTIVITY_MS, MAX_WINDOW, RTO_INIT_MS, RTO_MAX_MS, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
 import { TCP_SUPER_FRAME_PAYLOAD, TcpTapOut } from "./tcp_out.ts";
+import { TcpAcks } from "./tcp_ack.ts";
 import { TcpSockIo } from "./tcp_sockio.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
 
@@ -75,10 +75,8 @@ export class TcpFlows {
   private readonly progress: Float64Array;
   /** Timer armed, by flow. */
   private readonly armed: Uint8Array;
-  /** ACK owed to the guest at the end of the cycle: 1 if needed, 2 forced. */
-  private readonly ackMark: Uint8Array;
-  private readonly ackList: Int32Array;
-  private ackCount = 0;
+  /** ACKs owed to the guest. */
+  private readonly acks: TcpAcks;
   private now = 0;
 
   private readonly offload: boolean;
@@ -90,15 +88,17 @@ export class TcpFlows {
     this.out = new TcpTapOut(nc, link, t, this.c);
     this.progress = new Float64Array(t.capacity);
     this.armed = new Uint8Array(t.capacity);
-    this.ackMark = new Uint8Array(t.capacity);
-    this.ackList = new Int32Array(t.capacity);
+    this.acks = new TcpAcks(t, this.c, loop, {
+      updateWindow: (f, forced) => this.updateWindow(f, forced),
+      sendAck: (f) => this.out.flags(f, this.tapSide(f), TCP_ACK),
+    });
     t.setTypeOps(FlowType.TCP, {
       shouldFree: (f, now, timerDue) => this.shouldFree(f, now, timerDue),
       release: (f) => this.release(f),
     });
     loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
     loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
-    loop.onFlush(() => this.flushAcks());
+    loop.onFlush((now) => this.acks.flush(now));
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 
@@ -151,29 +151,14 @@ export class TcpFlows {
     }
   }
 
-  /** Owes the guest an ACK at the end of this cycle (forced: even if nothing changed). */
+  /** Owes the guest an ACK at the end of this cycle (forced: even if nothing changed, and without delay). */
   ackLater(f: number, forced: boolean): void {
-    const m = this.ackMark[f];
-    if (m === 0) this.ackList[this.ackCount++] = f;
-    if (forced || m === 0) this.ackMark[f] = forced ? 2 : Math.max(m, 1);
+    this.acks.later(f, forced);
   }
 
-  /** Sends the ACKs owed: window from the socket's free space, acknowledgment of everything written to it. */
-  flushAcks(): void {
-    const t = this.t;
-    const c = this.c;
-    for (let i = 0; i < this.ackCount; i++) {
-      const f = this.ackList[i];
-      const forced = this.ackMark[f] === 2;
-      this.ackMark[f] = 0;
-      if (t.type[f] !== FlowType.TCP || t.events[f] === TcpEvent.CLOSED) continue;
-      const oldWnd = c.wndToTap[f];
-      this.updateWindow(f, forced);
-      if (!forced && c.seqAckToTap[f] === c.seqFromTap[f] && c.wndToTap[f] === oldWnd) continue;
-      c.seqAckToTap[f] = c.seqFromTap[f];
-      this.out.flags(f, this.tapSide(f), TCP_ACK);
-    }
-    this.ackCount = 0;
+  /** Sends the ACKs owed now (the loop does this after every wake-up). */
+  flushAcks(now = performance.now()): void {
+    this.acks.flush(now);
   }
 
   /**
@@ -272,14 +257,14 @@ export class TcpFlows {
     const inFlight = seqSub(c.seqToTap[f], c.seqAckFromTap[f]);
     const wnd = c.wndFromTap[f];
     if (inFlight >= wnd) {
-      this.setFlags(f, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.ACK_FROM_TAP_DUE, 0);
+      this.setFlags(f, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.ACK_FROM_TAP_DUE, TcpFlag.SOCK_DRAINED);
       return false;
     }
     const want = Math.min(wnd - inFlight, PEEK_MAX);
     const fd = this.sock(f);
     const n = this.io.peek(fd, this.peekBuf, 0, want, inFlight);
     if (n === -Errno.EAGAIN || n === -Errno.EINTR) {
-      if (inFlight > 0) this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
+      this.setFlags(f, (inFlight > 0 ? TcpFlag.STALLED : 0) | TcpFlag.SOCK_DRAINED, TcpFlag.ACK_FROM_TAP_BLOCKS);
       return false;
     }
     if (n < 0) {
@@ -289,7 +274,8 @@ export class TcpFlows {
     if (n === 0) {
       t.events[f] |= TcpEvent.SOCK_FIN_RCVD;
       if (inFlight > 0) {
-        this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS);
+        // No edge follows end of stream: the guest's ACK of what is in flight must come back here for the FIN.
+        this.setFlags(f, TcpFlag.STALLED, TcpFlag.ACK_FROM_TAP_BLOCKS | TcpFlag.SOCK_DRAINED);
         return false;
       }
       c.seqAckToTap[f] = c.seqFromTap[f];
@@ -312,8 +298,11 @@ export class TcpFlows {
       c.seqToTap[f] = seqAdd(c.seqToTap[f], len);
     }
     // Less than asked for: the queue is drained up to what is in flight, so wait for the next edge.
-    const stalled = n < want ? TcpFlag.STALLED : 0;
-    this.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE | stalled, TcpFlag.ACK_FROM_TAP_BLOCKS | (stalled ? 0 : TcpFlag.STALLED));
+    // Drained, unless the socket already reported its FIN: then no edge follows, and the ACK must peek for it.
+    const short = n < want;
+    const drained = short && !(t.events[f] & TcpEvent.SOCK_FIN_RCVD);
+    const set = TcpFlag.ACK_FROM_TAP_DUE | (short ? TcpFlag.STALLED : 0) | (drained ? TcpFlag.SOCK_DRAINED : 0);
+    this.setFlags(f, set, TcpFlag.ACK_FROM_TAP_BLOCKS | (short ? 0 : TcpFlag.STALLED) | (drained ? 0 : TcpFlag.SOCK_DRAINED));
     return n === want;
   }
 
@@ -453,7 +442,7 @@ export class TcpFlows {
     if (rewind) this.rewind(f);
     if (progress || rewind) {
       if (t.flags[f] & (TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS)) this.setFlags(f, 0, TcpFlag.STALLED | TcpFlag.ACK_FROM_TAP_BLOCKS);
-      this.sockToTap(f);
+      if (rewind || !(t.flags[f] & TcpFlag.SOCK_DRAINED)) this.sockToTap(f);
     }
   }
 
@@ -542,7 +531,7 @@ export class TcpFlows {
     if ((ev & done) !== done) return;
     // The guest's FIN (often in this very segment) is acknowledged now: a closed flow sends nothing later.
     const c = this.c;
-    if (this.ackMark[f] !== 0 || c.seqAckToTap[f] !== c.seqFromTap[f]) {
+    if (this.acks.owed(f) || c.seqAckToTap[f] !== c.seqFromTap[f]) {
       c.seqAckToTap[f] = c.seqFromTap[f];
       this.out.flags(f, this.tapSide(f), TCP_ACK);
     }
@@ -553,7 +542,7 @@ export class TcpFlows {
   reset(f: number, why: string): void {
     const t = this.t;
     if (t.events[f] === TcpEvent.CLOSED) return;
-    resetLog.debug(`TCP flow ${f}: reset (${why})`);
+    if (logEnabled("debug")) resetLog.debug(`TCP flow ${f}: reset (${why})`);
     this.stats.resets++;
     this.out.flags(f, this.tapSide(f), TCP_RST | TCP_ACK);
     this.io.lingerZero(this.sock(f));

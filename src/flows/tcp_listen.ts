@@ -16,7 +16,7 @@ import { close } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { sockaddrFromInany, sockaddrToInany } from "../syscalls/sockaddr.ts";
 import { accept4, bindRaw, getsocknameRaw, listenRaw, SOCKADDR_SLOT, setsockoptBytes, setsockoptInt, trySocket } from "../syscalls/socket.ts";
-import { log, rateLimited } from "../log.ts";
+import { log, logEnabled, rateLimited } from "../log.ts";
 import { encodeCString } from "../syscalls/strings.ts";
 import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
 import { targetPort, type ForwardTable } from "../fwd/rules.ts";
@@ -222,7 +222,7 @@ export class TcpListeners {
     tcp.out.syn(f, TGTSIDE, 0, isn, tcp.ourMss(v4));
     c.seqToTap[f] = c.seqAckFromTap[f] = seqAdd(isn, 1);
     tcp.setFlags(f, TcpFlag.ACK_FROM_TAP_DUE, 0);
-    log.debug(`TCP flow ${f}: inbound to port ${toPort}`);
+    if (logEnabled("debug")) log.debug(`TCP flow ${f}: inbound to port ${toPort}`);
     return true;
   }
 

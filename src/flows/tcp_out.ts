@@ -14,12 +14,13 @@ import { IP4_DST, IP4_HLEN, IP4_SRC, ipv4Emit } from "../wire/ipv4.ts";
 import { IP6_DST, IP6_HLEN, IP6_SRC, ipv6Emit } from "../wire/ipv6.ts";
 import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
 import { csumFold, pseudoHeader4, pseudoHeader6 } from "../wire/checksum.ts";
-import { wr16 } from "../wire/bytes.ts";
 import { TCP_ACK, TCP_CSUM, TCP_DPORT, TCP_HLEN, TCP_RST, TCP_SPORT, TCP_SYN, tcpEmit, tcpSetChecksum4, tcpSetChecksum6 } from "../wire/tcp.ts";
-import { rd16 } from "../wire/bytes.ts";
+import { copyBytes, rd16, wr16 } from "../wire/bytes.ts";
 import type { FlowTable, Side } from "./flow.ts";
 import { seqAdd, TcpConns, WINDOW_DEFAULT } from "./tcp_conn.ts";
 
+/** Payloads up to this many bytes are copied byte by byte rather than through a subarray. */
+const SMALL_COPY = 256;
 /** virtio_net_hdr GSO types. */
 const VIRTIO_GSO_TCPV4 = 1;
 const VIRTIO_GSO_TCPV6 = 4;
@@ -68,7 +69,11 @@ export class TcpTapOut {
     const ack = flags & TCP_ACK ? c.seqAckToTap[f] : 0;
     const i = 2 * f + ts;
     tcpEmit(b, tcp, t.oport[i], t.eport[i], seq, ack, flags, wnd, mss, mss > 0 ? c.wsToTap[f] : -1);
-    if (len > 0 && src !== null) b.set(src.subarray(srcOff, srcOff + len), tcp + TCP_HLEN + optLen);
+    if (len > 0 && src !== null) {
+      // Small payloads (request/response traffic) are copied by hand: a subarray per segment is garbage to collect.
+      if (len <= SMALL_COPY) copyBytes(b, tcp + TCP_HLEN + optLen, src, srcOff, len);
+      else b.set(src.subarray(srcOff, srcOff + len), tcp + TCP_HLEN + optLen);
+    }
     if (link.offload) {
       // The kernel completes the checksum from the pseudo-header sum, and cuts a super-frame into MSS segments.
       const ph = v4 ? pseudoHeader4(b, ip + IP4_SRC, b, ip + IP4_DST, IPPROTO_TCP, tcpLen) : pseudoHeader6(b, ip + IP6_SRC, b, ip + IP6_DST, IPPROTO_TCP, tcpLen);

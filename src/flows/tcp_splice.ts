@@ -21,7 +21,7 @@ import { close, fcntl, pipe2, splice } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { sockaddrFromInany } from "../syscalls/sockaddr.ts";
 import { connectRaw, setsockoptInt, shutdown, socketError, trySocket } from "../syscalls/socket.ts";
-import { rateLimited } from "../log.ts";
+import { logEnabled, rateLimited } from "../log.ts";
 import { INANY_LEN, inanyIsV4 } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
@@ -31,6 +31,8 @@ import type { TcpSockIo } from "./tcp_sockio.ts";
 /** Pipe capacity asked for; the kernel default (64 KiB) stays when it refuses. */
 const PIPE_SIZE = 1 << 20;
 const POOL_BATCH = 16;
+/** Empty pipes kept for the next connections, as pairs of ends: a pipe sized to 1 MiB costs three syscalls. */
+const PIPE_POOL_PAIRS = 32;
 const ZERO = new Uint8Array(INANY_LEN);
 const spliceLog = rateLimited("splice: reset");
 
@@ -51,6 +53,8 @@ export class TcpSplice {
   /** Bytes in each pipe. */
   private readonly pending: Float64Array;
   private readonly pool: Record<4 | 6, number[]> = { 4: [], 6: [] };
+  /** Pooled empty pipes: read end, write end, read end, … */
+  private readonly pipePool: number[] = [];
   private readonly sa = new Mem(128);
   private pipeSize = 0;
 
@@ -92,9 +96,8 @@ export class TcpSplice {
     t.fd[2 * f + TGTSIDE] = sock;
     this.pipeR.fill(-1, 2 * f, 2 * f + 2);
     this.pipeW.fill(-1, 2 * f, 2 * f + 2);
-    for (const fd of [s, sock]) {
-      setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    }
+    setsockoptInt(s, IPPROTO_TCP, TCP_NODELAY, 1);
+    setsockoptInt(sock, IPPROTO_TCP, TCP_NODELAY, 1);
     t.events[f] = SpliceEvent.CONNECT;
     const len = sockaddrFromInany(this.sa, 0, tgtAddr, 0, tgtPort, 0);
     const r = connectRaw(sock, this.sa.addr, len);
@@ -145,6 +148,11 @@ export class TcpSplice {
     const t = this.t;
     for (let side = 0; side < 2; side++) {
       const i = 2 * f + side;
+      if (this.pipePool.length > 0) {
+        this.pipeW[i] = this.pipePool.pop()!;
+        this.pipeR[i] = this.pipePool.pop()!;
+        continue;
+      }
       try {
         const [r, w] = pipe2(O_NONBLOCK | O_CLOEXEC);
         this.pipeR[i] = r;
@@ -219,7 +227,7 @@ export class TcpSplice {
   /** Resets both sockets (RST to both peers). */
   private reset(f: number, why: string): void {
     const t = this.t;
-    spliceLog.debug(`TCP_SPLICE flow ${f}: reset (${why})`);
+    if (logEnabled("debug")) spliceLog.debug(`TCP_SPLICE flow ${f}: reset (${why})`);
     this.stats.resets++;
     this.io.lingerZero(t.fd[2 * f + INISIDE]);
     if (t.fd[2 * f + TGTSIDE] >= 0) this.io.lingerZero(t.fd[2 * f + TGTSIDE]);
@@ -237,15 +245,21 @@ export class TcpSplice {
 
   private release(f: number): void {
     for (let i = 2 * f; i < 2 * f + 2; i++) {
-      if (this.pipeR[i] >= 0) close(this.pipeR[i]);
-      if (this.pipeW[i] >= 0) close(this.pipeW[i]);
+      // Only a pipe known to be empty may serve another connection; one a reset left bytes in is closed.
+      if (this.pipeR[i] >= 0 && this.pending[i] === 0 && this.pipePool.length < 2 * PIPE_POOL_PAIRS) {
+        this.pipePool.push(this.pipeR[i], this.pipeW[i]);
+      } else {
+        if (this.pipeR[i] >= 0) close(this.pipeR[i]);
+        if (this.pipeW[i] >= 0) close(this.pipeW[i]);
+      }
       this.pipeR[i] = this.pipeW[i] = -1;
       this.pending[i] = 0;
     }
   }
 
-  /** Closes the pooled namespace sockets. */
+  /** Closes the pooled namespace sockets and pipes. */
   closePool(): void {
     for (const fam of [4, 6] as const) for (const fd of this.pool[fam].splice(0)) close(fd);
+    for (const fd of this.pipePool.splice(0)) close(fd);
   }
 }

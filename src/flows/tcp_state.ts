@@ -34,6 +34,11 @@ export const TcpFlag = {
   SYN_RETRIED: 1 << 6,
   /** The socket did not take all data from the tap: wait for EPOLLOUT. */
   SOCK_OUT_WAIT: 1 << 7,
+  /**
+   * The last peek found nothing beyond what is in flight: the next byte comes with an epoll edge, so a guest ACK
+   * need not peek again (it would only get EAGAIN).
+   */
+  SOCK_DRAINED: 1 << 8,
 } as const;
 
 /**

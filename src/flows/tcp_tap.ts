@@ -16,7 +16,7 @@ import { Mem } from "../syscalls/mem.ts";
 import { sockaddrFromInany } from "../syscalls/sockaddr.ts";
 import { connectRaw, trySocket } from "../syscalls/socket.ts";
 import { rateLimited } from "../log.ts";
-import { rd16, rd32 } from "../wire/bytes.ts";
+import { copyBytes, rd16, rd32 } from "../wire/bytes.ts";
 import { INANY_LEN, inanyFromIPv4 } from "../wire/inany.ts";
 import { IP4_DST, IP4_SRC } from "../wire/ipv4.ts";
 import { IP6_DST, IP6_SRC } from "../wire/ipv6.ts";
@@ -71,8 +71,8 @@ export class TcpTapInput {
     }
     const kb = this.keyBytes;
     if (v6) {
-      kb.set(buf.subarray(l3 + IP6_DST, l3 + IP6_DST + 16), 0);
-      kb.set(buf.subarray(l3 + IP6_SRC, l3 + IP6_SRC + 16), INANY_LEN);
+      copyBytes(kb, 0, buf, l3 + IP6_DST, 16);
+      copyBytes(kb, INANY_LEN, buf, l3 + IP6_SRC, 16);
     } else {
       inanyFromIPv4(kb, 0, buf, l3 + IP4_DST);
       inanyFromIPv4(kb, INANY_LEN, buf, l3 + IP4_SRC);

@@ -170,7 +170,9 @@ export class NamespaceAgent {
   }
 
   private receive(): FdMessage {
-    const m = recvWithFds(this.sock);
+    let m = recvWithFds(this.sock);
+    // A signal (the profiler's, a SIGCHLD) interrupts the blocking receive; that is not the agent failing.
+    while (m === -Errno.EINTR) m = recvWithFds(this.sock);
     if (m === null) throw new AgentError("the namespace agent exited");
     if (typeof m === "number") {
       throw new AgentError(m === -Errno.EAGAIN ? `the namespace agent did not answer within ${AGENT_TIMEOUT_MS} ms` : `receiving from the namespace agent: errno ${-m}`);

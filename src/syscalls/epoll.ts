@@ -7,7 +7,7 @@
 import { EPOLL_CLOEXEC } from "./constants.ts";
 import { check, libc, ret } from "./libc.ts";
 import { Mem } from "./mem.ts";
-import { EPOLL_EVENT } from "./structs.ts";
+import { EPOLL_EVENT, TIMESPEC } from "./structs.ts";
 
 /** A preallocated array of epoll_event structs for epoll_wait. */
 export class EpollEvents {
@@ -45,4 +45,15 @@ export function epollCtl(epfd: number, op: number, fd: number, events: number, d
 /** epoll_wait(2) into an event array; returns the number of events or -errno (-EINTR on a signal). */
 export function epollWait(epfd: number, events: EpollEvents, timeoutMs: number): number {
   return ret(libc.epoll_wait(epfd, events.mem.addr, events.capacity, timeoutMs));
+}
+
+/** The timeout of epollWaitPrecise, reused by every call on this thread. */
+const waitTimeout = new Mem(TIMESPEC.size);
+
+/** epoll_pwait2(2): epollWait with a timeout to the nanosecond (timeoutMs ≥ 0, fractions kept). */
+export function epollWaitPrecise(epfd: number, events: EpollEvents, timeoutMs: number): number {
+  const sec = Math.floor(timeoutMs / 1000);
+  waitTimeout.setU64(TIMESPEC.sec, sec);
+  waitTimeout.setU64(TIMESPEC.nsec, Math.floor((timeoutMs - sec * 1000) * 1e6));
+  return ret(libc.epoll_pwait2(epfd, events.mem.addr, events.capacity, waitTimeout.addr, null));
 }

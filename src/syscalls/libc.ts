@@ -52,6 +52,7 @@ const SIGNATURES = {
   epoll_create1: { args: ["i32"], returns: "i32" },
   epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
   epoll_wait: { args: ["i32", "ptr", "i32", "i32"], returns: "i32" },
+  epoll_pwait2: { args: ["i32", "ptr", "i32", "ptr", "ptr"], returns: "i32" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   timerfd_create: { args: ["i32", "i32"], returns: "i32" },
   timerfd_settime: { args: ["i32", "i32", "ptr", "ptr"], returns: "i32" },

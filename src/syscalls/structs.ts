@@ -31,6 +31,9 @@ export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
 /** struct itimerspec { struct timespec it_interval, it_value; } with 64-bit seconds and nanoseconds. */
 export const ITIMERSPEC = { size: 32, intervalSec: 0, intervalNsec: 8, valueSec: 16, valueNsec: 24 } as const;
 
+/** struct timespec { time_t tv_sec; long tv_nsec; } */
+export const TIMESPEC = { size: 16, sec: 0, nsec: 8 } as const;
+
 /** struct linger { int l_onoff; int l_linger; } */
 export const LINGER = { size: 8, onoff: 0, linger: 4 } as const;
 

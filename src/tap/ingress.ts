@@ -15,7 +15,7 @@ import { UdpFlows } from "../flows/udp.ts";
 import { L2Services } from "../services/l2.ts";
 import { log } from "../log.ts";
 import { ETH_HLEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, formatMac, macEqual, macIsMulticast } from "../wire/ethernet.ts";
-import { rd16 } from "../wire/bytes.ts";
+import { copyBytes, rd16 } from "../wire/bytes.ts";
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, L3Info } from "../wire/ip.ts";
 import { IP4_DST, IP4_SRC, ipv4Parse } from "../wire/ipv4.ts";
 import { IP6_DST, IP6_SRC, ipv6Parse } from "../wire/ipv6.ts";
@@ -185,10 +185,11 @@ export class L2Ingress implements FrameSink {
   private learnAddress6(buf: Uint8Array, off: number): void {
     const ip6 = this.nc.ip6;
     if (isUnspecified6(buf, off)) return;
+    // Called for every IPv6 frame: copy in place, without a subarray per frame.
     if (buf[off] === 0xfe && (buf[off + 1] & 0xc0) === 0x80) {
-      ip6.addrLinkLocalSeen.set(buf.subarray(off, off + 16));
+      copyBytes(ip6.addrLinkLocalSeen, 0, buf, off, 16);
     } else if (!ip6.addrFixed && (buf[off] & 0xe0) === 0x20) {
-      ip6.addrSeen.set(buf.subarray(off, off + 16));
+      copyBytes(ip6.addrSeen, 0, buf, off, 16);
     }
   }
 }
