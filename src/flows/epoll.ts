@@ -10,7 +10,7 @@
  */
 import { EpollType, refLo, sidx, FD_REF_MAX } from "../epoll_ref.ts";
 import { epollFdOf } from "../loop.ts";
-import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLET, EPOLLIN } from "../syscalls/constants.ts";
+import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLET, EPOLLIN, EPOLLOUT } from "../syscalls/constants.ts";
 import { epollCtl } from "../syscalls/epoll.ts";
 import { close } from "../syscalls/io.ts";
 import { FLOW_CAPACITY_DEFAULT, FlowTable, FlowType, type Side } from "./flow.ts";
@@ -81,9 +81,15 @@ export function flowEpollSet(type: EpollType, flow: number, side: Side): number 
     t.registered[flow] &= ~bit;
     return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0, 0, 0);
   }
+  // The same mask again changes nothing unless it can re-arm an edge (EPOLLIN, EPOLLOUT): skip that epoll_ctl.
+  const i = 2 * flow + side;
+  if (registered && !timer && t.epollMask[i] === events && (events & (EPOLLIN | EPOLLOUT)) === 0) return 0;
   const payload = timer ? flow : sidx(flow, side);
   const r = epollCtl(epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, events, refLo(type, fd), payload);
-  if (r === 0) t.registered[flow] |= bit;
+  if (r === 0) {
+    t.registered[flow] |= bit;
+    if (!timer) t.epollMask[i] = events;
+  }
   return r;
 }
 

@@ -88,6 +88,8 @@ export class FlowTable {
   readonly epollId: Uint8Array;
   /** Which fds are in epoll: bit 0/1 the socket of side 0/1, bit 2 the timer. */
   readonly registered: Uint8Array;
+  /** The event mask each registered socket has in epoll, by flow and side (2f + side). */
+  readonly epollMask: Uint32Array;
   /** Type-specific state bits (TcpEvent, SpliceEvent...). */
   readonly events: Uint32Array;
   /** Type-specific condition bits (TcpFlag, SpliceFlag...). */
@@ -138,6 +140,7 @@ export class FlowTable {
     this.timer = new Int32Array(capacity);
     this.epollId = new Uint8Array(capacity);
     this.registered = new Uint8Array(capacity);
+    this.epollMask = new Uint32Array(2 * capacity);
     this.events = new Uint32Array(capacity);
     this.flags = new Uint32Array(capacity);
     this.lastActive = new Float64Array(capacity);

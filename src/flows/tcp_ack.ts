@@ -31,6 +31,8 @@ export class TcpAcks {
   private readonly mark: Uint8Array;
   private readonly marked: Int32Array;
   private markedCount = 0;
+  /** By flow: the connection's segment count when the ACK was last asked for. */
+  private readonly outAtMark: Uint32Array;
   /** By flow: when a delayed ACK is due (performance.now() ms), 0 when none is; a flow is in `delayed` iff not 0. */
   private readonly due: Float64Array;
   private readonly delayed: Int32Array;
@@ -44,6 +46,7 @@ export class TcpAcks {
   ) {
     this.mark = new Uint8Array(t.capacity);
     this.marked = new Int32Array(t.capacity);
+    this.outAtMark = new Uint32Array(t.capacity);
     this.due = new Float64Array(t.capacity);
     this.delayed = new Int32Array(t.capacity);
   }
@@ -52,6 +55,7 @@ export class TcpAcks {
   later(f: number, forced: boolean): void {
     const m = this.mark[f];
     if (m === 0) this.marked[this.markedCount++] = f;
+    this.outAtMark[f] = this.c.segmentsOut[f];
     if (forced) this.mark[f] = 2;
     else if (m === 0) this.mark[f] = 1;
   }
@@ -66,7 +70,9 @@ export class TcpAcks {
     const c = this.c;
     for (let i = 0; i < this.markedCount; i++) {
       const f = this.marked[i];
-      const forced = this.mark[f] === 2;
+      // A segment that left after the request carried the acknowledgment: a forced ACK would only repeat it.
+      const requested = this.mark[f] === 2;
+      const forced = requested && c.segmentsOut[f] === this.outAtMark[f];
       this.mark[f] = 0;
       if (!this.live(f)) continue;
       const oldWnd = c.wndToTap[f];
@@ -76,7 +82,7 @@ export class TcpAcks {
         const wnd = c.wndToTap[f];
         if (lag === 0 && wnd === oldWnd) continue;
         // A window that only shrank by what was written keeps its right edge: no news worth a frame of its own.
-        if (lag > 0 && lag < c.mss[f] && wnd >>> c.wsToTap[f] <= oldWnd >>> c.wsToTap[f]) {
+        if (!requested && lag > 0 && lag < c.mss[f] && wnd >>> c.wsToTap[f] <= oldWnd >>> c.wsToTap[f]) {
           if (this.due[f] === 0) {
             this.due[f] = now + ACK_DELAY_MS;
             this.delayed[this.delayedCount++] = f;

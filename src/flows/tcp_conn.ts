@@ -76,6 +76,8 @@ export class TcpConns {
   /** The socket's free send space when last measured, and guest bytes written to it since (window estimate). */
   readonly sndSpace: Float64Array;
   readonly writtenSince: Float64Array;
+  /** Segments queued to the guest (a wrapping count): tells whether one left since an ACK was asked for. */
+  readonly segmentsOut: Uint32Array;
 
   constructor(capacity: number) {
     this.seqToTap = new Uint32Array(capacity);
@@ -94,6 +96,7 @@ export class TcpConns {
     this.spillBuf = new Int32Array(capacity);
     this.sndSpace = new Float64Array(capacity);
     this.writtenSince = new Float64Array(capacity);
+    this.segmentsOut = new Uint32Array(capacity);
   }
 
   /** Resets a connection's state when its flow is created. */

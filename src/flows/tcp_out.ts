@@ -83,6 +83,7 @@ export class TcpTapOut {
     } else if (v4) tcpSetChecksum4(b, ip, tcp, tcpLen);
     else tcpSetChecksum6(b, ip, tcp, tcpLen);
     link.commit(ETH_HLEN + ipLen + tcpLen);
+    c.segmentsOut[f]++;
     if (len > 0) {
       this.stats.data++;
       this.stats.dataBytes += len;
