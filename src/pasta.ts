@@ -44,10 +44,15 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   const attaching = config.command.length === 0;
   if (attaching && !config.foreground && !isBackgroundChild()) return handOffToBackground(argv);
 
+  // The agent process takes longest to start: what needs only the host goes on meanwhile.
+  const launched = NamespaceAgent.launch(agentSpec(config), attaching ? "ignore" : "inherit");
   const hostNl = new Netlink();
   const host = hostNl.hostAddressing(templateInterfaces(config));
   const netconf = resolveNetConf(config, host, readResolvConf());
-  const agent = await NamespaceAgent.start(agentSpec(config), attaching ? "ignore" : "inherit");
+  const loop = new EventLoop();
+  const flows = flowTableInit(undefined, loop.id);
+  const ingress = new L2Ingress(netconf);
+  const agent = await launched.ready();
   const ifname = namespaceIfname(config, host, netconf);
   // A vnet header on every frame lets the kernel finish TCP checksums and segmentation for us (both ways).
   const tapFd = agent.openTap(ifname, true);
@@ -61,9 +66,6 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   if (config.configNet) configureNamespace(config, nsNl, hostNl, ifindex, netconf, host);
   hostNl.close();
 
-  const loop = new EventLoop();
-  const flows = flowTableInit(undefined, loop.id);
-  const ingress = new L2Ingress(netconf);
   const tap = new PastaTap(loop, tapFd, ingress, (reason) => {
     log.error(reason);
     loop.stop(1);

@@ -60,7 +60,16 @@ export class NamespaceAgent {
   }
 
   /** Starts an agent and waits until it is inside the namespaces; throws AgentError with its reason if not. */
-  static async start(spec: AgentSpec, stdio: "inherit" | "ignore" = "inherit"): Promise<NamespaceAgent> {
+  static start(spec: AgentSpec, stdio: "inherit" | "ignore" = "inherit"): Promise<NamespaceAgent> {
+    return NamespaceAgent.launch(spec, stdio).ready();
+  }
+
+  /**
+   * Starts an agent without waiting for it: the caller does its own start-up work while the agent process starts
+   * (most of orzo's time to ready), then calls ready(). If the caller fails first, its exit closes the socket
+   * pair and the agent goes too.
+   */
+  static launch(spec: AgentSpec, stdio: "inherit" | "ignore" = "inherit"): { ready: () => Promise<NamespaceAgent> } {
     const [ours, theirs] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     const proc = Bun.spawn(agentArgv(spec), {
       // The user's command inherits stdio from the agent; with no command, the agent keeps none of orzo's.
@@ -73,19 +82,24 @@ export class NamespaceAgent {
     new DataView(timeout.buffer).setUint32(0, AGENT_TIMEOUT_MS / 1000, true);
     setsockoptBytes(ours, SOL_SOCKET, SO_RCVTIMEO, timeout);
     const agent = new NamespaceAgent(ours, proc);
+    return { ready: () => agent.ready() };
+  }
+
+  /** Waits for the agent's first word: in its namespaces, or why not. */
+  private async ready(): Promise<NamespaceAgent> {
     let event: AgentEvent | undefined;
     try {
-      event = JSON.parse(new TextDecoder().decode(agent.receive().data)) as AgentEvent;
+      event = JSON.parse(new TextDecoder().decode(this.receive().data)) as AgentEvent;
     } catch (e) {
-      agent.close();
-      const said = proc.stderr instanceof ReadableStream ? (await new Response(proc.stderr).text()).trim() : "";
+      this.close();
+      const said = this.proc.stderr instanceof ReadableStream ? (await new Response(this.proc.stderr).text()).trim() : "";
       throw said ? new AgentError(`the namespace agent could not start: ${said.split("\n").pop()}`) : e;
     }
     if (event.event !== "ready") {
-      agent.close();
+      this.close();
       throw new AgentError(event.event === "failed" ? event.error : `unexpected message from the namespace agent`);
     }
-    return agent;
+    return this;
   }
 
   /** Sends a request and waits for its reply; returns the fds that came with it. Throws AgentError. */
