@@ -34,9 +34,9 @@ const waitMs = (ctx: Ctx) => (ctx.smoke ? 1000 : 5000);
 /** How long a client may run for `seconds` of traffic before it is killed. */
 const clientMs = (ctx: Ctx, seconds: number) => (seconds + (ctx.smoke ? 2.5 : 20)) * 1000;
 
-/** Seconds of traffic for the TS tools, which take fractions: shorter in smoke mode. */
 /** Unmeasured connections before the connection rate is counted, as iperf3 -O 1 omits the first second. */
 const CRR_WARMUP_SECONDS = 2;
+/** Seconds of traffic for the TS tools, which take fractions: shorter in smoke mode. */
 const toolSeconds = (ctx: Ctx) => (ctx.smoke ? 0.5 : ctx.duration);
 
 /** Where the server runs, where the client runs and what it dials, for a direction. */
@@ -152,8 +152,9 @@ export async function connRate(ctx: Ctx, dir: Dir): Promise<Sample> {
   return withServer(bunTool("crr-server", String(e.port)), e.serverNs, e.port, "connection-rate server", async () => {
     await forwarderReady(ctx, dir, e.port);
     const seconds = toolSeconds(ctx);
-    const r = await client([...inNs(e.clientNs), ...bunTool("crr-client", e.addr, String(e.port), String(seconds), String(waitMs(ctx)),
-      String(ctx.smoke ? 0 : CRR_WARMUP_SECONDS))], clientMs(ctx, seconds), "connection-rate client");
+    const warmup = ctx.smoke ? [] : [String(CRR_WARMUP_SECONDS)];
+    const r = await client([...inNs(e.clientNs), ...bunTool("crr-client", e.addr, String(e.port), String(seconds), String(waitMs(ctx)), ...warmup)],
+      clientMs(ctx, seconds), "connection-rate client");
     let j: { transactions: number; seconds: number; errors: number; firstError: string };
     try {
       j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");

@@ -14,7 +14,8 @@
  * Connection state is a set of event bits (TcpEvent) and condition flags (TcpFlag); the socket's epoll events
  * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), armed
  * lazily: acknowledgments only record progress, and an expiry that finds recent progress re-arms for the rest.
- * Acknowledgments to the guest are batched, and small ones briefly delayed for a reply to carry them (tcp_ack.ts). Closed connections are freed by the flow table at the end of the cycle.
+ * Acknowledgments to the guest are batched per loop cycle, and small ones briefly delayed for a reply to carry
+ * them (tcp_ack.ts). Closed connections are freed by the flow table at the end of the cycle.
  */
 import { EpollType, sidxFlow } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";
@@ -98,7 +99,7 @@ export class TcpFlows {
     });
     loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
     loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
-    loop.onFlush((now) => this.acks.flush(now));
+    loop.onFlush((now) => this.flushAcks(now));
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 

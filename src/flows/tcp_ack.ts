@@ -3,10 +3,10 @@
  *
  * Theory of operation. Guest payload written to a socket marks its connection; at the end of the loop cycle one
  * ACK per marked connection goes out, carrying the current window. A connection owed less than one segment's
- * worth, whose advertised window did not grow, waits up to ACK_DELAY_MS instead, as a delayed-ACK receiver does (RFC 9293
- * 3.8.6.3; Linux acknowledges at once only from a full segment on): request/response traffic then carries the
- * acknowledgment on the reply, which spares a tap write here and a pure ACK for the guest's kernel to process,
- * where passt sends both. Bulk traffic is not delayed: a cycle that brings a segment's worth is acknowledged at
+ * worth, whose advertised window did not grow, waits up to ACK_DELAY_MS instead, as a delayed-ACK receiver does
+ * (RFC 9293 3.8.6.3; Linux acknowledges at once only from a full segment on): request/response traffic then
+ * carries the acknowledgment on the reply, which spares a tap write here and a pure ACK for the guest's kernel to
+ * process, where passt sends both. Bulk traffic is not delayed: a cycle that brings a segment's worth is acknowledged at
  * its end. The loop wakes for the deadline by bounding its wait, so the delay costs no timer fd and no syscall.
  */
 import type { EventLoop } from "../loop.ts";
