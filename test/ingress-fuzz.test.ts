@@ -131,6 +131,7 @@ class Harness {
     this.fed++;
     try {
       this.ingress.frame(b, this.mem.addr, at, len, performance.now());
+      this.ingress.flushInput();
     } catch (e) {
       this.problem(`threw ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, frame, len);
     }

@@ -78,7 +78,10 @@ function rig(options: UdpOptions = {}, tweak?: (nc: NetConf) => void): Rig {
   const got: SentFrame[] = [];
   return {
     loop, link, udp, nc,
-    send: (g) => udp.fromTap(g.mem.bytes, g.mem.addr, 14, g.l4, g.len - g.l4, g.v6, performance.now()),
+    send: (g) => {
+      udp.fromTap(g.mem.bytes, g.mem.addr, 14, g.l4, g.len - g.l4, g.v6, performance.now());
+      udp.flushSends();
+    },
     frames: (n, timeoutMs = 2000) => {
       const deadline = performance.now() + timeoutMs;
       while (got.length < n && performance.now() < deadline) {
@@ -189,6 +192,40 @@ describe("UDP flows from the guest", () => {
         expect(r.udp.stats.dropped).toBe(1);
       } finally {
         resolver.close();
+        r.close();
+      }
+    });
+  });
+
+  test("datagrams of a burst wait for flushSends, leave in order per flow, and a change of flow sends the queue first", () => {
+    inPrivateNetns(() => {
+      const r = rig();
+      const a = new UdpPeer("127.0.0.1", 5010);
+      const b = new UdpPeer("127.0.0.1", 5011);
+      const queue = (g: GuestFrame) => r.udp.fromTap(g.mem.bytes, g.mem.addr, 14, g.l4, g.len - g.l4, g.v6, performance.now());
+      try {
+        for (let i = 0; i < 3; i++) queue(guestFrame(GUEST4, 40100, GATEWAY4, 5010, text(`a${i}`)));
+        expect(a.recv(50)).toBeNull();
+        r.udp.flushSends();
+        expect([0, 1, 2].map(() => str(expectDatagram(a).data))).toEqual(["a0", "a1", "a2"]);
+
+        // 150 datagrams to a, every tenth to b: more than one batch, and flow changes in between.
+        const wantA: string[] = [];
+        const wantB: string[] = [];
+        const frames: GuestFrame[] = [];
+        for (let i = 0; i < 150; i++) {
+          const toB = i % 10 === 9;
+          (toB ? wantB : wantA).push(`${toB ? "b" : "a"}${i}`);
+          frames.push(guestFrame(GUEST4, 40100, GATEWAY4, toB ? 5011 : 5010, text(`${toB ? "b" : "a"}${i}`)));
+        }
+        for (const g of frames) queue(g);
+        r.udp.flushSends();
+        expect(wantA.map(() => str(expectDatagram(a).data))).toEqual(wantA);
+        expect(wantB.map(() => str(expectDatagram(b).data))).toEqual(wantB);
+        expect(r.udp.stats).toMatchObject({ fromTap: 153, sent: 153, sendFailed: 0 });
+      } finally {
+        a.close();
+        b.close();
         r.close();
       }
     });
@@ -403,6 +440,7 @@ describe("UDP through the ingress: bad input", () => {
       const feed = (bytes: Uint8Array, len: number) => {
         buf.bytes.set(bytes.subarray(0, len), 8);
         ingress.frame(buf.bytes, buf.addr, 8, len, performance.now());
+        ingress.flushInput();
       };
       try {
         // Every truncation of valid datagrams is one counted drop, and nothing reaches the server.

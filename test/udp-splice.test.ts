@@ -96,7 +96,7 @@ describe("spliced UDP", () => {
           expect(str(receive(r, s).data)).toBe("again");
         }
         expect(r.udp.stats).toMatchObject({ flowsOpened: 2, fromListeners: 2, toTap: 0, dropped: 0 });
-        expect(r.splice.stats).toEqual({ forwarded: 4, sendFailed: 0 });
+        expect(r.splice.stats).toEqual({ sent: 4, sendFailed: 0, socketErrors: 0 });
         expect(r.link.take()).toHaveLength(0);
         expect(flows().count).toBe(2);
       } finally {

@@ -10,7 +10,9 @@
  * outbound NAT (nat.ts: the --dns-forward address on port 53 or 853 means the host's resolver, the
  * map-host-loopback address the host's loopback, the map-guest-addr address the host's own address); the socket
  * is bound to the guest's source port where the host has it free (else the kernel picks one) and connected to the
- * destination. Datagrams are sent straight from the tap buffer; replies are read in recvmmsg batches and built
+ * destination. Datagrams are sent straight from the link's input buffer, queued while consecutive ones belong to
+ * the same flow and sent in one sendmmsg when the flow changes or the link ends its burst (flushSends, through
+ * the FrameSink's flushInput; pasta does the same per flow and burst); replies are read in recvmmsg batches and built
  * into frames to the guest from the flow's tap side, i.e. from the address and port the guest sent to, so
  * translated destinations (a DNS answer from the real resolver) look to the guest like the address it used.
  *
@@ -56,8 +58,10 @@ import { inanyFromIPv4, inanyIsV4, inanyParse, INANY_LEN } from "../wire/inany.t
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
 import { guestAddress, inanyIsUnicast, inanyIsUnset, natInboundSource, natOutbound } from "./nat.ts";
-import { ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, localInany, udpSocket } from "./udp_sock.ts";
-import { isPendingError, type UdpSplice } from "./udp_splice.ts";
+import {
+  ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, isPendingError, localInany, sendBatch, udpSocket,
+} from "./udp_sock.ts";
+import type { UdpSplice } from "./udp_splice.ts";
 
 /** UDP timeout when the host's conntrack setting cannot be read (nf_conntrack_udp_timeout). */
 export const UDP_TIMEOUT_DEFAULT_MS = 30_000;
@@ -66,6 +70,8 @@ export const UDP_STREAM_TIMEOUT_DEFAULT_MS = 120_000;
 
 /** Datagrams read per recvmmsg from a flow socket. */
 const BATCH = 32;
+/** Datagrams from the guest queued for one sendmmsg. */
+const TX_BATCH = 64;
 /** Receive slot size: any UDP payload fits. */
 const SLOT = 65536;
 /** Datagrams read from a listening socket per wake-up, so that one busy listener cannot starve the rest. */
@@ -108,7 +114,8 @@ export interface UdpListenOptions {
 export class UdpFlows {
   /** Counters. */
   readonly stats = {
-    fromTap: 0, toTap: 0, fromListeners: 0, flowsOpened: 0, expired: 0, dropped: 0, sendFailed: 0, socketErrors: 0, strays: 0,
+    fromTap: 0, sent: 0, toTap: 0, fromListeners: 0, flowsOpened: 0, expired: 0, dropped: 0, sendFailed: 0, socketErrors: 0,
+    strays: 0,
   };
   /** Idle time before a flow is freed, and the same for stream-like flows. */
   readonly timeoutMs: number;
@@ -132,6 +139,10 @@ export class UdpFlows {
   private readonly rxBuf = new Mem(BATCH * SLOT);
   private readonly rx = new MmsgArray(BATCH);
   private readonly msg = new DatagramMsg(new Mem(SLOT));
+  /** Datagrams from the guest waiting for sendmmsg, all on socket txFd (iovec i points into the link's input). */
+  private readonly tx = new MmsgArray(TX_BATCH);
+  private txFd = -1;
+  private txCount = 0;
   private readonly flushFd = new Int32Array(FLUSH_MAX);
   private flushCount = 0;
   private readonly frameMax: number;
@@ -147,6 +158,7 @@ export class UdpFlows {
       this.rx.iov.set(i, this.rxBuf.addr + i * SLOT, SLOT);
       this.rx.setMessage(i, i, 1, 0);
     }
+    for (let i = 0; i < TX_BATCH; i++) this.tx.setMessage(i, i, 1, 0);
     t.setTypeOps(FlowType.UDP, {
       shouldFree: (f, now, timerDue) => timerDue && this.expired(f, now),
       release: (f) => {
@@ -183,12 +195,32 @@ export class UdpFlows {
     this.stats.fromTap++;
     const f = sidxFlow(s);
     const fd = t.fd[s ^ 1];
+    if (fd !== this.txFd) this.flushSends();
     const ttl = buf[l3Off + (v6 ? 7 : 8)];
     if (ttl !== this.ttl[f]) {
+      // The queued datagrams leave with the TTL they came with.
+      this.flushSends();
       this.ttl[f] = ttl;
       setsockoptInt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, ttl);
     }
-    this.sendOn(fd, addr + l4Off + 8, ulen - 8, f);
+    this.txFd = fd;
+    this.tx.iov.set(this.txCount++, addr + l4Off + 8, ulen - 8);
+    if (this.txCount === TX_BATCH) this.flushSends();
+  }
+
+  /**
+   * Sends the datagrams queued from the guest, before the link reuses the buffer they are in; one that cannot go
+   * is counted (and logged, rate-limited), never thrown.
+   */
+  flushSends(): void {
+    const n = this.txCount;
+    if (n === 0) return;
+    this.txCount = 0;
+    const failed = this.stats.sendFailed;
+    sendBatch(this.txFd, this.tx, n, this.stats);
+    if (this.stats.sendFailed !== failed && logEnabled("debug")) {
+      socketLog.debug(`udp: ${this.stats.sendFailed - failed} datagrams to socket ${this.txFd} failed`);
+    }
   }
 
   /** Sends one datagram on a flow's socket; a failure is counted (and logged, rate-limited), never thrown. */
@@ -199,7 +231,8 @@ export class UdpFlows {
       this.stats.socketErrors++;
       r = send(fd, addr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    if (r < 0) {
+    if (r >= 0) this.stats.sent++;
+    else {
       this.stats.sendFailed++;
       if (logEnabled("debug")) socketLog.debug(`udp: send on flow ${f} failed: errno ${-r}`);
     }

@@ -10,14 +10,16 @@
  */
 import {
   AF_INET, AF_INET6, IP_PKTINFO, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_PKTINFO, IPV6_RECVERR,
-  IPV6_RECVPKTINFO, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE, SO_ERROR, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM,
+  IPV6_RECVPKTINFO, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_NOSIGNAL, SO_ERROR, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM,
   SOCK_NONBLOCK, SOL_SOCKET,
 } from "../syscalls/constants.ts";
-import { close, recvmsg } from "../syscalls/io.ts";
+import { close, recvmsg, sendmmsg } from "../syscalls/io.ts";
+import { Errno } from "../syscalls/errno.ts";
 import { Mem } from "../syscalls/mem.ts";
+import type { MmsgArray } from "../syscalls/msg.ts";
 import { sockaddrFromInany, sockaddrToInany } from "../syscalls/sockaddr.ts";
 import { bindRaw, connectRaw, getsockoptRaw, getsocknameRaw, setsockoptInt, trySocket } from "../syscalls/socket.ts";
-import { MSGHDR, SOCKADDR } from "../syscalls/structs.ts";
+import { MMSGHDR, MSGHDR, SOCKADDR } from "../syscalls/structs.ts";
 import { copyBytes } from "../wire/bytes.ts";
 import { inanyFromIPv4, INANY_LEN } from "../wire/inany.ts";
 
@@ -159,4 +161,41 @@ export function clearSocketErrors(fd: number, msg: DatagramMsg, maxQueued: numbe
   let cleared = 0;
   while (cleared < maxQueued && msg.recv(fd, MSG_ERRQUEUE) >= 0) cleared++;
   return takeSocketError(fd) > 0 ? cleared + 1 : cleared;
+}
+
+/** Counters sendBatch keeps: datagrams sent, dropped, and pending ICMP errors that a send reported instead. */
+export interface BatchSendStats {
+  sent: number;
+  sendFailed: number;
+  socketErrors: number;
+}
+
+/**
+ * Sends messages [0, n) of vec on the connected socket fd with sendmmsg. A datagram the socket refuses (full,
+ * too large) is dropped and counted and the rest still go; a pending ICMP error reported instead of sending is
+ * cleared by that failure, so the same datagram is tried once more.
+ */
+export function sendBatch(fd: number, vec: MmsgArray, n: number, stats: BatchSendStats): void {
+  let sent = 0;
+  let retried = false;
+  while (sent < n) {
+    const r = sendmmsg(fd, vec.mem.addr + sent * MMSGHDR.size, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      sent += r;
+      stats.sent += r;
+      retried = false;
+    } else if (!retried && isPendingError(-r)) {
+      retried = true;
+      stats.socketErrors++;
+    } else {
+      sent++;
+      stats.sendFailed++;
+      retried = false;
+    }
+  }
+}
+
+/** An errno that reports an earlier ICMP error on the socket rather than a failure of this call. */
+export function isPendingError(errno: number): boolean {
+  return errno === Errno.ECONNREFUSED || errno === Errno.EHOSTUNREACH || errno === Errno.ENETUNREACH;
 }

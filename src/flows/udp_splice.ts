@@ -16,16 +16,15 @@
  */
 import { rateLimited } from "../log.ts";
 import type { NetConf } from "../netconf.ts";
-import { AF_INET, AF_INET6, IPPROTO_UDP, MSG_DONTWAIT, MSG_NOSIGNAL } from "../syscalls/constants.ts";
+import { AF_INET, AF_INET6, IPPROTO_UDP } from "../syscalls/constants.ts";
 import { Errno } from "../syscalls/errno.ts";
-import { close, sendmmsg } from "../syscalls/io.ts";
+import { close } from "../syscalls/io.ts";
 import type { MmsgArray } from "../syscalls/msg.ts";
-import { MMSGHDR } from "../syscalls/structs.ts";
 import { inanyIsV4 } from "../wire/inany.ts";
 import { Pif } from "./flow.ts";
 import { guestAddress, inanyIsLoopback, inanyIsUnset, LOOPBACK4, LOOPBACK6 } from "./nat.ts";
 import type { NamespaceSockets } from "./tcp_splice.ts";
-import { UDP_SOCKET_TYPE, udpSocket, udpSocketOptions } from "./udp_sock.ts";
+import { sendBatch, UDP_SOCKET_TYPE, udpSocket, udpSocketOptions } from "./udp_sock.ts";
 
 /** Namespace sockets asked of the agent at once. */
 const POOL_BATCH = 16;
@@ -44,8 +43,8 @@ export interface UdpSpliceOptions {
 
 /** Sockets in the namespace and the socket-to-socket data path of spliced UDP flows. */
 export class UdpSplice {
-  /** Counters: datagrams moved socket to socket, and those a socket refused. */
-  readonly stats = { forwarded: 0, sendFailed: 0 };
+  /** Counters: datagrams moved socket to socket, those a socket refused, pending ICMP errors met on the way. */
+  readonly stats = { sent: 0, sendFailed: 0, socketErrors: 0 };
   private readonly pool: Record<4 | 6, number[]> = { 4: [], 6: [] };
 
   constructor(private readonly nc: NetConf, private readonly opts: UdpSpliceOptions) {}
@@ -94,23 +93,7 @@ export class UdpSplice {
    */
   forward(rx: MmsgArray, n: number, fd: number, bufAddr: number, slot: number): void {
     for (let i = 0; i < n; i++) rx.iov.set(i, bufAddr + i * slot, rx.messageLength(i));
-    let sent = 0;
-    let retried = false;
-    while (sent < n) {
-      const r = sendmmsg(fd, rx.mem.addr + sent * MMSGHDR.size, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (r > 0) {
-        sent += r;
-        this.stats.forwarded += r;
-        retried = false;
-      } else if (!retried && isPendingError(-r)) {
-        retried = true;
-      } else {
-        // This datagram cannot go (the socket is full, or it is too large): skip it, try the rest.
-        sent++;
-        this.stats.sendFailed++;
-        retried = false;
-      }
-    }
+    sendBatch(fd, rx, n, this.stats);
     for (let i = 0; i < n; i++) rx.iov.set(i, bufAddr + i * slot, slot);
   }
 
@@ -118,11 +101,6 @@ export class UdpSplice {
   closePool(): void {
     for (const fam of [4, 6] as const) for (const fd of this.pool[fam].splice(0)) close(fd);
   }
-}
-
-/** Errors a socket reports for an earlier datagram (ICMP), instead of doing what was asked this time. */
-export function isPendingError(errno: number): boolean {
-  return errno === Errno.ECONNREFUSED || errno === Errno.EHOSTUNREACH || errno === Errno.ENETUNREACH;
 }
 
 /** True for fe80::/10. */

@@ -173,6 +173,11 @@ export class L2Ingress implements FrameSink {
     }
   }
 
+  /** Datagrams queued over the frames handed on so far are sent. */
+  flushInput(): void {
+    this.udp?.flushSends();
+  }
+
   /** The guest's MAC follows the source of its frames (multicast sources are bogus and ignored). */
   private learnMac(buf: Uint8Array, off: number): void {
     const mac = this.nc.guestMac;

@@ -4,7 +4,7 @@
  * Protocol code never knows which one it talks to. Frames to the guest are built in place in the link's output
  * arena (reserve, write, commit) or copied in (send), queued, and written out once per loop cycle by flush():
  * batching is the point, so nothing is written per frame on the way in. Frames from the guest are handed to a
- * FrameSink one at a time, as views into the link's input buffer that stay valid only during the call.
+ * FrameSink one at a time, as views into the link's input buffer that stay valid until the sink's flushInput().
  */
 import { Mem } from "../syscalls/mem.ts";
 
@@ -15,6 +15,11 @@ export interface FrameSink {
    * payloads can be handed to the kernel without a copy.
    */
   frame(buf: Uint8Array, addr: number, off: number, len: number, now: number): void;
+  /**
+   * The frames handed on so far may be overwritten once this returns: work batched over them (UDP datagrams
+   * queued for sendmmsg) is done now. Links call it at the end of each burst of input and before reusing input.
+   */
+  flushInput(): void;
 }
 
 /** Ethernet frames are padded to this length (without FCS) on the way out. */

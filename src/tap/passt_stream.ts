@@ -257,6 +257,7 @@ export class PasstStream extends Link {
         if (this.conn !== fd) return;
       }
     } finally {
+      this.sink.flushInput();
       // The incomplete tail moves to the front, to be completed by the next read (unless the connection is gone).
       if (this.conn === fd) {
         if (at > 0 && at < end) copyMem(mem.addr, mem.addr + at, end - at);

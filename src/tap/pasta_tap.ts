@@ -1,7 +1,10 @@
 /**
  * The pasta link: a tap device in the target namespace. One read() returns one frame and one write() sends one,
  * so input is read frame by frame until EAGAIN (bounded per wake-up, to stay fair to other fds) and output is
- * one write per queued frame at the end of the loop cycle. A frame the kernel will not take (EAGAIN, ENOBUFS)
+ * one write per queued frame at the end of the loop cycle. Frames of one burst are read one after the other into
+ * an input arena and each is handed on as soon as it is read; they stay valid until the sink's flushInput() at
+ * the end of the burst (or when the arena is full), so the sink may batch work over them: UDP datagrams of a
+ * flow go out in one sendmmsg. A frame the kernel will not take (EAGAIN, ENOBUFS)
  * is dropped and counted, as a real link would; EOF or an error on the tap means the namespace is gone.
  */
 import { EpollType } from "../epoll_ref.ts";
@@ -26,6 +29,8 @@ const VNET_CSUM_OFFSET = 8;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 /** Largest frame the kernel hands over with TSO on: a 64 KiB IP packet behind the Ethernet header. */
 const INPUT_MAX = ETH_HLEN + 65536;
+/** Input arena: room for a burst of frames, at least one of the largest. */
+const INPUT_ARENA = 2 << 20;
 const writeErrorLog = rateLimited("tap: write error");
 
 /** The tap device link. */
@@ -34,7 +39,7 @@ export class PastaTap extends Link {
   readonly fd: number;
   /** Frames shorter than an Ethernet header, dropped. */
   runts = 0;
-  private readonly input = new Mem(VNET_HDR_LEN + INPUT_MAX + 1);
+  private readonly input = new Mem(INPUT_ARENA);
 
   /**
    * vnetHdr: the tap was opened with IFF_VNET_HDR; offload: TUNSETOFFLOAD took partial checksums and TSO, so
@@ -50,10 +55,18 @@ export class PastaTap extends Link {
         return;
       }
       const buf = this.input.bytes;
+      const base = this.input.addr;
+      const room = skip + INPUT_MAX;
+      let at = 0;
       for (let i = 0; i < FRAMES_PER_WAKE; i++) {
-        const n = read(tapFd, this.input.addr, skip + INPUT_MAX);
-        if (n === -Errno.EAGAIN || n === -Errno.EINTR) return;
+        if (at + room > INPUT_ARENA) {
+          sink.flushInput();
+          at = 0;
+        }
+        const n = read(tapFd, base + at, room);
+        if (n === -Errno.EAGAIN || n === -Errno.EINTR) break;
         if (n <= 0) {
+          sink.flushInput();
           onGone(n === 0 ? "tap device closed" : `tap read failed: errno ${-n}`);
           return;
         }
@@ -62,8 +75,10 @@ export class PastaTap extends Link {
           this.runts++;
           continue;
         }
-        sink.frame(buf, this.input.addr, skip, n - skip, now);
+        sink.frame(buf, base, at + skip, n - skip, now);
+        at += (n + 63) & ~63;
       }
+      sink.flushInput();
     });
     loop.add(EpollType.TAP_PASTA, fd, 0, EPOLLIN | EPOLLRDHUP);
   }
