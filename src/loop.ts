@@ -5,7 +5,8 @@
  * the program's event loop, and protocol timers are timerfds in epoll. After every wake-up it reads the
  * monotonic clock once, dispatches each event to the handler of its type, runs the flush hooks (batched output
  * goes out once per cycle), and runs housekeeping hooks whose interval has passed. The wait is bounded (at most
- * 1 s), so housekeeping also runs when idle.
+ * 1 s), so housekeeping also runs when idle. Before blocking, the loop polls epoll for an adaptive window
+ * (loop_poll.ts), so that an event expected within microseconds does not pay for a sleep and a wake-up.
  *
  * Signals: SIGTERM/SIGINT interrupt epoll_wait with EINTR, but their JS handlers only run once the loop yields to
  * Bun; the loop yields (setImmediate, ~2 µs) after EINTR, after an idle timeout and at least every 50 ms of
@@ -17,6 +18,7 @@ import { EpollEvents, epollCreate, epollCtl, epollWait, epollWaitPrecise } from 
 import { Errno, SyscallError } from "./syscalls/errno.ts";
 import { close } from "./syscalls/io.ts";
 import { log, rateLimited } from "./log.ts";
+import { PollWindow } from "./loop_poll.ts";
 import { readdirSync, readlinkSync } from "node:fs";
 
 /** Handles one event: the fd and payload decoded from its epoll_ref, the event mask, and the wake-up time. */
@@ -76,6 +78,8 @@ export class EventLoop {
   private yieldNow = false;
   /** The latest time (performance.now() ms) the next wait may end: wakeBy() bounds it below the loop's bound. */
   private deadline = Infinity;
+  /** How long to poll before blocking. */
+  readonly poll = new PollWindow();
 
   constructor(options: LoopOptions = {}) {
     this.timeoutMs = Math.min(options.timeoutMs ?? LOOP_TIMEOUT_MAX_MS, LOOP_TIMEOUT_MAX_MS);
@@ -150,13 +154,19 @@ export class EventLoop {
    */
   runOnce(timeoutMs = this.timeoutMs): number {
     const bound = Math.min(timeoutMs, this.timeoutMs);
-    let n: number;
-    if (this.deadline === Infinity) n = epollWait(this.epfd, this.events, bound);
-    else {
-      const left = this.deadline - performance.now();
-      this.deadline = Infinity;
+    const deadline = this.deadline;
+    const idleFrom = performance.now();
+    let n = 0;
+    if (bound > 0) {
+      const pollUntil = Math.min(idleFrom + this.poll.ms, deadline);
+      while (performance.now() < pollUntil && (n = epollWait(this.epfd, this.events, 0)) === 0);
+    }
+    if (n === 0) {
+      const left = deadline - performance.now();
       n = left < bound ? epollWaitPrecise(this.epfd, this.events, Math.max(0, left)) : epollWait(this.epfd, this.events, bound);
     }
+    if (bound > 0) this.poll.idle(performance.now() - idleFrom, n > 0);
+    this.deadline = Infinity;
     if (n < 0 && n !== -Errno.EINTR) throw new SyscallError("epoll_wait", -n);
     const now = performance.now();
     const w = this.events.words;

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { EpollType, refLo } from "../src/epoll_ref.ts";
+import { readFileSync } from "node:fs";
 import { EventLoop } from "../src/loop.ts";
+import { PollWindow } from "../src/loop_poll.ts";
 import * as C from "../src/syscalls/constants.ts";
 import { close, pipe2, readBytes, writeBytes } from "../src/syscalls/io.ts";
 import { socketpair } from "../src/syscalls/socket.ts";
@@ -99,6 +101,62 @@ describe("event loop", () => {
     const start = performance.now();
     expect(loop.runOnce(30)).toBe(0);
     expect(performance.now() - start).toBeGreaterThanOrEqual(25);
+  });
+
+  test("an event within the poll window is taken without sleeping; the window never outlasts a wakeBy deadline", () => {
+    const loop = newLoop(1000);
+    const tfd = timerfdCreate(C.CLOCK_MONOTONIC, C.TFD_NONBLOCK | C.TFD_CLOEXEC);
+    fds.push(tfd);
+    loop.on(EpollType.TCP_TIMER, (fd) => readCounter(fd));
+    loop.add(EpollType.TCP_TIMER, tfd, 0, C.EPOLLIN);
+    const sleeps = () => Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync("/proc/thread-self/status", "utf8"))![1]);
+    // The timer fires 2 ms into a 20 ms window: polled, not slept for (as the thread's voluntary switches show).
+    const polled: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      loop.poll.ms = 20;
+      timerfdSet(tfd, 2, 0);
+      const before = sleeps();
+      expect(loop.runOnce()).toBe(1);
+      polled.push(sleeps() - before);
+    }
+    // Any single try may be preempted by the machine; most are not.
+    expect(polled.filter((n) => n === 0).length).toBeGreaterThanOrEqual(3);
+    // Without a window the same wait sleeps.
+    loop.poll.ms = 0;
+    timerfdSet(tfd, 2, 0);
+    const before = sleeps();
+    expect(loop.runOnce()).toBe(1);
+    expect(sleeps()).toBeGreaterThan(before);
+    // A deadline before the window's end ends the wait there.
+    loop.poll.ms = 200;
+    const start = performance.now();
+    loop.wakeBy(start + 1);
+    expect(loop.runOnce()).toBe(0);
+    expect(performance.now() - start).toBeLessThan(50);
+  });
+
+  test("the poll window grows while idle periods end in events within its bound, and shrinks to zero otherwise", () => {
+    const w = new PollWindow(0.1, 0.01);
+    w.idle(0.05, true);
+    expect(w.ms).toBe(0.01);
+    for (let i = 0; i < 10; i++) w.idle(0.02, true);
+    expect(w.ms).toBe(0.1);
+    // Long idle periods, or waits that ended without an event: halved each time, then off.
+    w.idle(5, true);
+    expect(w.ms).toBe(0.05);
+    w.idle(0.01, false);
+    expect(w.ms).toBe(0.025);
+    w.idle(1000, false);
+    expect(w.ms).toBe(0.0125);
+    w.idle(1000, false);
+    expect(w.ms).toBe(0);
+    w.idle(1000, false);
+    expect(w.ms).toBe(0);
+    // A real loop left idle stops polling.
+    const loop = newLoop(1000);
+    loop.poll.ms = 0.1;
+    for (let i = 0; i < 5; i++) loop.runOnce(5);
+    expect(loop.poll.ms).toBe(0);
   });
 
   test("a throwing handler is counted and the loop goes on; an fd with no handler is removed", () => {

@@ -4,16 +4,15 @@
  * refusals, resets for segments that belong to no connection, and malformed segments dropped and counted.
  */
 import { describe, expect, test } from "bun:test";
-import { flowTableInit } from "../src/flows/epoll.ts";
+import { flows, flowTableInit } from "../src/flows/epoll.ts";
 import { TcpFlows } from "../src/flows/tcp.ts";
 import { ACK_DELAY_MS } from "../src/flows/tcp_ack.ts";
 import { TcpTapInput } from "../src/flows/tcp_tap.ts";
 import { EventLoop } from "../src/loop.ts";
-import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
+import { AF_INET, FIONREAD, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
 import { close, recv, writeBytes } from "../src/syscalls/io.ts";
-
-
 import { Mem } from "../src/syscalls/mem.ts";
+import { ioctlPtr } from "../src/syscalls/process.ts";
 import { accept4, bind, listen, socket } from "../src/syscalls/socket.ts";
 import { rd16, rd32 } from "../src/wire/bytes.ts";
 import { ETH_HLEN, ETHERTYPE_IPV4, ethEmit } from "../src/wire/ethernet.ts";
@@ -241,6 +240,45 @@ describe("TCP from the guest", () => {
       send(segment(40012, 7008, seq, isn + 1 + 4, TCP_ACK, new Uint8Array(1460)));
       seq += 1460;
       expect(link.take().map(parse).filter(acked(seq)).length).toBe(1);
+      close(conn);
+      close(lfd);
+    });
+  });
+
+  test("ACKs of one burst are discarded together at its end; a duplicate ACK in it resends from the last acknowledged byte", () => {
+    withTcp((env) => {
+      const { link, spin, tcp, input } = env;
+      const { lfd, conn, isn } = established(env, 40013, 7009, 500);
+      const msg = new Uint8Array(600).map((_, i) => i % 251);
+      expect(writeBytes(conn, msg)).toBe(msg.length);
+      let sent = 0;
+      spin(() => (sent += link.take().map(parse).reduce((a, x) => a + x.payload, 0)) >= msg.length);
+      const sock = flows().fd[1];
+      const inq = new Mem(4);
+      const queued = () => (ioctlPtr(sock, FIONREAD, inq.addr) === 0 ? inq.view.getInt32(0, true) : -1);
+      expect(queued()).toBe(600);
+      // One burst without the end-of-burst flush: two ACKs, then the same ACK again (the guest missed a segment).
+      const burst = (f: Uint8Array) => {
+        const mem = new Mem(f.length);
+        mem.bytes.set(f);
+        input.fromTap(mem.bytes, mem.addr, ETH_HLEN, L4, f.length - L4, false, performance.now());
+      };
+      burst(segment(40013, 7009, 501, isn + 1 + 100, TCP_ACK));
+      burst(segment(40013, 7009, 501, isn + 1 + 300, TCP_ACK));
+      expect(queued()).toBe(600);
+      burst(segment(40013, 7009, 501, isn + 1 + 300, TCP_ACK));
+      // The rewind discarded first: the resent bytes are the 300 not acknowledged, content and sequence.
+      expect(queued()).toBe(300);
+      const again = link.take().filter((fr) => parse(fr).payload > 0);
+      expect(again.length).toBe(1);
+      const seg = parse(again[0]);
+      expect([seg.seq, seg.payload]).toEqual([isn + 1 + 300, 300]);
+      expect(Array.from(again[0].subarray(again[0].length - 300))).toEqual(Array.from(msg.subarray(300)));
+      // The rest acknowledged in another burst: discarded at its end.
+      burst(segment(40013, 7009, 501, isn + 1 + 600, TCP_ACK));
+      expect(queued()).toBe(300);
+      tcp.io.flushDiscards();
+      expect(queued()).toBe(0);
       close(conn);
       close(lfd);
     });

@@ -67,7 +67,7 @@ export class TcpFlows {
   /** Frames to the guest. */
   readonly out: TcpTapOut;
   /** Socket primitives. */
-  readonly io = new TcpSockIo();
+  readonly io: TcpSockIo;
   private readonly t: FlowTable;
   private readonly spill = new TcpSpill(SPILL_SIZE, SPILL_BUFFERS);
   private readonly spillMem: Mem[] = [];
@@ -86,6 +86,7 @@ export class TcpFlows {
     const t = (this.t = flows());
     this.offload = link.offload;
     this.c = new TcpConns(t.capacity);
+    this.io = new TcpSockIo(t.capacity);
     this.out = new TcpTapOut(nc, link, t, this.c);
     this.progress = new Float64Array(t.capacity);
     this.armed = new Uint8Array(t.capacity);
@@ -157,8 +158,9 @@ export class TcpFlows {
     this.acks.later(f, forced);
   }
 
-  /** Sends the ACKs owed now (the loop does this after every wake-up). */
+  /** Discards what the guest acknowledged and sends the ACKs owed now (the loop does this after every wake-up). */
   flushAcks(now = performance.now()): void {
+    this.io.flushDiscards();
     this.acks.flush(now);
   }
 
@@ -420,7 +422,7 @@ export class TcpFlows {
         consume--;
         t.events[f] |= TcpEvent.TAP_FIN_ACKED;
       }
-      if (consume > 0 && this.io.discardAcked(this.sock(f), consume) < 0) return;
+      if (consume > 0 && this.io.discardAcked(f, this.sock(f), consume) < 0) return;
       c.seqAckFromTap[f] = ack;
       c.retries[f] = 0;
       this.progress[f] = this.now;
@@ -455,7 +457,7 @@ export class TcpFlows {
     this.stats.retransmits++;
     if (t.events[f] & TcpEvent.TAP_FIN_SENT && !(t.events[f] & TcpEvent.TAP_FIN_ACKED)) t.events[f] &= ~TcpEvent.TAP_FIN_SENT;
     c.seqToTap[f] = c.seqAckFromTap[f];
-    this.io.rewind(this.sock(f));
+    this.io.rewind(f, this.sock(f));
     this.epoll(f);
   }
 
@@ -579,6 +581,7 @@ export class TcpFlows {
 
   private release(f: number): void {
     const c = this.c;
+    this.io.flushDiscard(f);
     if (c.spillBuf[f] >= 0) this.spill.give(c.spillBuf[f]);
     c.spillBuf[f] = -1;
     c.spillLen[f] = 0;

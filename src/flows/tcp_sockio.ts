@@ -6,6 +6,11 @@
  * MSG_PEEK past the bytes already in flight and MSG_TRUNC away the acknowledged ones. Where the kernel keeps a
  * peek offset for TCP (SO_PEEK_OFF, Linux 6.9+), the in-flight bytes are skipped by the kernel; elsewhere they
  * are read into a shared discard buffer in front of the real one.
+ *
+ * With a peek offset, discards are deferred: acknowledgments in one burst of guest frames add up per connection,
+ * and the bytes go in one MSG_TRUNC per connection at the end of the burst (flushDiscards), after the data those
+ * frames carried was already sent on. A rewind, and the end of the connection, discard first: the peek offset
+ * and close() must see the queue without the acknowledged bytes (unread data would make close() send a RST).
  */
 import { IPPROTO_TCP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SIOCOUTQ, SO_LINGER, SO_PEEK_OFF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET, AF_INET, TCP_NODELAY } from "../syscalls/constants.ts";
 import { Errno } from "../syscalls/errno.ts";
@@ -33,8 +38,18 @@ export class TcpSockIo {
   private iov: IovecArray | undefined;
   private msg: Mem | undefined;
 
-  constructor() {
+  /** Acknowledged bytes not yet discarded, and the socket they are in, by flow. */
+  private readonly owed: Float64Array;
+  private readonly owedFd: Int32Array;
+  /** Flows with bytes owed, in the order they were first owed (a flow freed and reused may be listed twice). */
+  private readonly owedList: Int32Array;
+  private owedCount = 0;
+
+  constructor(capacity: number) {
     this.peekOffset = probePeekOffset();
+    this.owed = new Float64Array(capacity);
+    this.owedFd = new Int32Array(capacity);
+    this.owedList = new Int32Array(2 * capacity);
   }
 
   /** Sets a new connection's socket up: no Nagle delay, and the peek offset at 0 where it exists. */
@@ -43,8 +58,9 @@ export class TcpSockIo {
     if (this.peekOffset) setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
   }
 
-  /** Forgets what was sent: the next peek starts at the first unacknowledged byte. */
-  rewind(fd: number): void {
+  /** Forgets what flow f sent on socket fd: the next peek starts at the first unacknowledged byte. */
+  rewind(f: number, fd: number): void {
+    this.flushDiscard(f);
     if (this.peekOffset) setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
   }
 
@@ -69,9 +85,31 @@ export class TcpSockIo {
     return r > alreadySent ? r - alreadySent : r === alreadySent ? -Errno.EAGAIN : 0;
   }
 
-  /** Drops n acknowledged bytes from the front of the receive queue; returns the count dropped or -errno. */
-  discardAcked(fd: number, n: number): number {
-    return recv(fd, 0, n, MSG_TRUNC | MSG_DONTWAIT);
+  /**
+   * Drops n acknowledged bytes of flow f from the front of its socket's receive queue: at once without a peek
+   * offset (the in-flight count is relative to the front), else at the next flushDiscards. Returns -errno when
+   * an immediate discard failed.
+   */
+  discardAcked(f: number, fd: number, n: number): number {
+    if (!this.peekOffset) return recv(fd, 0, n, MSG_TRUNC | MSG_DONTWAIT);
+    if (this.owed[f] === 0) this.owedList[this.owedCount++] = f;
+    this.owed[f] += n;
+    this.owedFd[f] = fd;
+    return n;
+  }
+
+  /** Discards what flow f owes now (a failure shows on the socket itself, as an error event). */
+  flushDiscard(f: number): void {
+    const n = this.owed[f];
+    if (n === 0) return;
+    this.owed[f] = 0;
+    recv(this.owedFd[f], 0, n, MSG_TRUNC | MSG_DONTWAIT);
+  }
+
+  /** Discards what every flow owes: the end of a burst of guest frames. */
+  flushDiscards(): void {
+    for (let i = 0; i < this.owedCount; i++) this.flushDiscard(this.owedList[i]);
+    this.owedCount = 0;
   }
 
   /**

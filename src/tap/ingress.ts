@@ -173,9 +173,10 @@ export class L2Ingress implements FrameSink {
     }
   }
 
-  /** Datagrams queued over the frames handed on so far are sent. */
+  /** Datagrams queued over the frames handed on so far are sent; bytes the guest acknowledged are discarded. */
   flushInput(): void {
     this.udp?.flushSends();
+    this.tcp?.io.flushDiscards();
   }
 
   /** The guest's MAC follows the source of its frames (multicast sources are bogus and ignored). */
