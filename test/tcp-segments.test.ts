@@ -5,18 +5,21 @@
  */
 import { describe, expect, test } from "bun:test";
 import { flows, flowTableInit } from "../src/flows/epoll.ts";
+import { Pif } from "../src/flows/flow.ts";
 import { TcpFlows } from "../src/flows/tcp.ts";
+import { TcpListeners } from "../src/flows/tcp_listen.ts";
 import { ACK_DELAY_MS } from "../src/flows/tcp_ack.ts";
 import { TcpTapInput } from "../src/flows/tcp_tap.ts";
 import { EventLoop } from "../src/loop.ts";
-import { AF_INET, FIONREAD, SOCK_CLOEXEC, SOCK_STREAM } from "../src/syscalls/constants.ts";
+import { AF_INET, FIONREAD, SO_PEEK_OFF, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY } from "../src/syscalls/constants.ts";
 import { close, recv, writeBytes } from "../src/syscalls/io.ts";
 import { Mem } from "../src/syscalls/mem.ts";
 import { ioctlPtr } from "../src/syscalls/process.ts";
-import { accept4, bind, listen, socket } from "../src/syscalls/socket.ts";
+import { accept4, bind, connect, getsockoptInt, listen, socket } from "../src/syscalls/socket.ts";
 import { rd16, rd32 } from "../src/wire/bytes.ts";
 import { ETH_HLEN, ETHERTYPE_IPV4, ethEmit } from "../src/wire/ethernet.ts";
 import { IPPROTO_TCP } from "../src/wire/ip.ts";
+import { inanyParse } from "../src/wire/inany.ts";
 import { IP4_HLEN, ipv4Emit } from "../src/wire/ipv4.ts";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, tcpEmit, tcpParse, TcpOptions, tcpParseOptions, tcpSetChecksum4, tcpChecksumOk4 } from "../src/wire/tcp.ts";
 import { inPrivateNetns } from "./helpers/private-netns.ts";
@@ -281,6 +284,30 @@ describe("TCP from the guest", () => {
       expect(queued()).toBe(0);
       close(conn);
       close(lfd);
+    });
+  });
+
+  test("a listener hands TCP_NODELAY and the peek offset to what it accepts; waiting connections are accepted one per event", () => {
+    withTcp(({ loop, tcp, input }) => {
+      const listeners = new TcpListeners(loop, testNetConf(), tcp, input, { freebind: false, noSplice: true, hostLoToNsLo: false });
+      const lfd = listeners.listenOne(inanyParse("127.0.0.1"), false, null, 7010, 0, Pif.HOST);
+      expect(lfd).toBeGreaterThanOrEqual(0);
+      const probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      connect(probe, { family: "ipv4", address: "127.0.0.1", port: 7010 });
+      const accepted = accept4(lfd, 0);
+      expect([getsockoptInt(accepted, IPPROTO_TCP, TCP_NODELAY), getsockoptInt(accepted, SOL_SOCKET, SO_PEEK_OFF)]).toEqual([1, tcp.io.peekOffset ? 0 : -1]);
+      close(accepted);
+      close(probe);
+      // Three clients at once: each accepted (and refused, as no rule sends it anywhere), none left waiting.
+      const clients = [0, 1, 2].map(() => {
+        const c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        connect(c, { family: "ipv4", address: "127.0.0.1", port: 7010 });
+        return c;
+      });
+      for (let i = 0; i < 20 && listeners.stats.accepted < 3; i++) loop.runOnce(10);
+      expect(listeners.stats).toEqual({ accepted: 3, refused: 3 });
+      for (const c of clients) close(c);
+      listeners.closeAll();
     });
   });
 

@@ -30,7 +30,6 @@ import type { TcpTapInput } from "./tcp_tap.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
 import { seqAdd, WS_TO_TAP } from "./tcp_conn.ts";
 
-const ACCEPTS_PER_WAKE = 64;
 const BACKLOG = 128;
 const ZERO = new Uint8Array(INANY_LEN);
 const refuseLog = rateLimited("tcp: inbound refused");
@@ -117,6 +116,8 @@ export class TcpListeners {
     if (fd < 0) return fd;
     setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (!v4) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dualStack ? 0 : 1);
+    // Accepted sockets inherit TCP_NODELAY and the peek offset: set once here, not per connection.
+    this.tcp.io.prepare(fd);
     if (this.opts.freebind) setsockoptInt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_FREEBIND : IPV6_FREEBIND, 1);
     let r = ifname ? setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, encodeCString(ifname)) : 0;
     if (r === 0) {
@@ -148,21 +149,22 @@ export class TcpListeners {
     portBitClear(this.portMap(pif), port);
   }
 
-  /** Connections waiting on a listener: each becomes a SYN to the guest. */
+  /**
+   * A connection waiting on a listener becomes a SYN to the guest (or a spliced connection). One per event, as
+   * the listener is level-triggered: epoll reports it again while more wait, and no accept ends in EAGAIN.
+   */
   private accept(lfd: number, ref: number, now: number): void {
-    for (let i = 0; i < ACCEPTS_PER_WAKE; i++) {
-      const s = accept4(lfd, SOCK_NONBLOCK | SOCK_CLOEXEC, this.sa, 0);
-      if (s === -Errno.EAGAIN || s === -Errno.EINTR) return;
-      if (s < 0) {
-        refuseLog.warn(`tcp: accept failed: ${errnoName(-s)}`);
-        return;
-      }
-      this.stats.accepted++;
-      if (!this.connectGuest(s, ref, now)) {
-        this.stats.refused++;
-        this.tcp.io.lingerZero(s);
-        close(s);
-      }
+    const s = accept4(lfd, SOCK_NONBLOCK | SOCK_CLOEXEC, this.sa, 0);
+    if (s === -Errno.EAGAIN || s === -Errno.EINTR) return;
+    if (s < 0) {
+      refuseLog.warn(`tcp: accept failed: ${errnoName(-s)}`);
+      return;
+    }
+    this.stats.accepted++;
+    if (!this.connectGuest(s, ref, now)) {
+      this.stats.refused++;
+      this.tcp.io.lingerZero(s);
+      close(s);
     }
   }
 
@@ -209,7 +211,6 @@ export class TcpListeners {
     c.reset(f);
     c.wsToTap[f] = WS_TO_TAP;
     const isn = this.input.isn(f, TGTSIDE, now);
-    tcp.io.prepare(s);
     t.events[f] = TcpEvent.SOCK_ACCEPTED;
     t.hashInsert(f, TGTSIDE);
     const er = flowEpollSet(EpollType.TCP, f, INISIDE);

@@ -52,7 +52,7 @@ export class TcpSockIo {
     this.owedList = new Int32Array(2 * capacity);
   }
 
-  /** Sets a new connection's socket up: no Nagle delay, and the peek offset at 0 where it exists. */
+  /** Sets a new connection's socket (or a listener, for what it accepts) up: no Nagle delay, the peek offset at 0. */
   prepare(fd: number): void {
     setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (this.peekOffset) setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);

@@ -28,10 +28,15 @@ import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./fl
 import { SpliceEvent, SpliceFlag, spliceFinRcvd, spliceFinSent, spliceOutWait } from "./splice_state.ts";
 import type { TcpSockIo } from "./tcp_sockio.ts";
 
-/** Pipe capacity asked for; the kernel default (64 KiB) stays when it refuses. */
-const PIPE_SIZE = 1 << 20;
+/**
+ * Pipe capacity asked for first (pasta's too): a splice moves at most a pipe's worth. Refusals (above
+ * fs.pipe-max-size without privileges, or beyond the user's pipe pages) halve it for this and later pipes, down to
+ * the kernel's default of 64 KiB.
+ */
+const PIPE_SIZE_MAX = 8 << 20;
+const PIPE_SIZE_DEFAULT = 64 << 10;
 const POOL_BATCH = 16;
-/** Empty pipes kept for the next connections, as pairs of ends: a pipe sized to 1 MiB costs three syscalls. */
+/** Empty pipes kept for the next connections, as pairs of ends: a new sized pipe costs three syscalls or more. */
 const PIPE_POOL_PAIRS = 32;
 const ZERO = new Uint8Array(INANY_LEN);
 const spliceLog = rateLimited("splice: reset");
@@ -56,7 +61,8 @@ export class TcpSplice {
   /** Pooled empty pipes: read end, write end, read end, … */
   private readonly pipePool: number[] = [];
   private readonly sa = new Mem(128);
-  private pipeSize = 0;
+  /** The largest pipe size the kernel granted lately: what is asked for next, and the most a splice asks for. */
+  private pipeSize = PIPE_SIZE_MAX;
 
   constructor(loop: EventLoop, private readonly io: TcpSockIo, private readonly ns: NamespaceSockets | undefined) {
     const t = (this.t = flows());
@@ -96,7 +102,7 @@ export class TcpSplice {
     t.fd[2 * f + TGTSIDE] = sock;
     this.pipeR.fill(-1, 2 * f, 2 * f + 2);
     this.pipeW.fill(-1, 2 * f, 2 * f + 2);
-    setsockoptInt(s, IPPROTO_TCP, TCP_NODELAY, 1);
+    // s came from a listener set up with TCP_NODELAY, which accepted sockets inherit.
     setsockoptInt(sock, IPPROTO_TCP, TCP_NODELAY, 1);
     t.events[f] = SpliceEvent.CONNECT;
     const len = sockaddrFromInany(this.sa, 0, tgtAddr, 0, tgtPort, 0);
@@ -161,7 +167,7 @@ export class TcpSplice {
         this.reset(f, `no pipe: ${(e as Error).message}`);
         return;
       }
-      if (this.pipeSize !== 64 << 10 && fcntl(this.pipeW[i], F_SETPIPE_SZ, PIPE_SIZE) < 0) this.pipeSize = 64 << 10;
+      while (this.pipeSize > PIPE_SIZE_DEFAULT && fcntl(this.pipeW[i], F_SETPIPE_SZ, this.pipeSize) < 0) this.pipeSize >>= 1;
     }
     t.events[f] = SpliceEvent.ESTABLISHED;
     this.epoll(f);
@@ -178,7 +184,7 @@ export class TcpSplice {
     const src = t.fd[i];
     const dst = t.fd[2 * f + to];
     const before = t.events[f];
-    const cap = this.pipeSize === 64 << 10 ? 64 << 10 : PIPE_SIZE;
+    const cap = this.pipeSize;
     for (;;) {
       let readMore = false;
       if (!(t.events[f] & spliceFinRcvd(from)) && this.pending[i] < cap) {
