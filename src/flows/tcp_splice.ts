@@ -188,11 +188,14 @@ export class TcpSplice {
     for (;;) {
       let readMore = false;
       if (!(t.events[f] & spliceFinRcvd(from)) && this.pending[i] < cap) {
-        const n = splice(src, this.pipeW[i], cap - this.pending[i], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        const ask = cap - this.pending[i];
+        const n = splice(src, this.pipeW[i], ask, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n === 0) t.events[f] |= spliceFinRcvd(from);
         else if (n > 0) {
           this.pending[i] += n;
-          readMore = true;
+          // Less than asked: the socket is drained for now. It is level-triggered, so epoll reports what comes
+          // next, and no read needs to end in EAGAIN to find that out.
+          readMore = n === ask;
         } else if (n !== -Errno.EAGAIN && n !== -Errno.EINTR) {
           this.reset(f, `splice read: errno ${-n}`);
           return;
