@@ -132,6 +132,23 @@ describe("flowEpollSet", () => {
     expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
   });
 
+  test("a flow freed this cycle leaves epoll by the close of its fds, without an epoll_ctl", () => {
+    const f = newFlow(FlowType.TCP);
+    const [s, peer] = tcpPair();
+    t.fd[2 * f + TGTSIDE] = s;
+    t.events[f] = TcpEvent.ESTABLISHED;
+    expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
+    t.markFree(f);
+    t.events[f] = TcpEvent.CLOSED;
+    expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
+    // Still in the kernel's set until the end of the cycle, no longer in the flow's record.
+    expect(reg(s)?.events).toBe((IN | RDHUP | ET) >>> 0);
+    expect(t.registered[f]).toBe(0);
+    t.defer(0, false);
+    writeBytes(peer, new Uint8Array([1]));
+    expect(ready()).toEqual([]);
+  });
+
   test("TCP_TIMER: the timerfd with EPOLLIN|EPOLLET and the plain flow index as payload", () => {
     newFlow(FlowType.TCP);
     const f = newFlow(FlowType.TCP);

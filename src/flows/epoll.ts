@@ -79,6 +79,9 @@ export function flowEpollSet(type: EpollType, flow: number, side: Side): number 
   if (remove) {
     if (!registered) return 0;
     t.registered[flow] &= ~bit;
+    // A flow freed at the end of this cycle closes the fd then, and the close takes it out of epoll (no flow fd
+    // is shared: all are close-on-exec, and the namespace agent keeps no copy): no DEL needed.
+    if (t.freePending[flow]) return 0;
     return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0, 0, 0);
   }
   // The same mask again changes nothing unless it can re-arm an edge (EPOLLIN, EPOLLOUT): skip that epoll_ctl.
@@ -129,10 +132,10 @@ function socketEpollType(type: number): EpollType {
   }
 }
 
-/** Takes a freed flow's fds out of epoll and closes its sockets and timer. */
+/** Closes a freed flow's sockets and timer, which takes them out of epoll (they are not shared). */
 function flowReleaseFds(flow: number): void {
   const t = table;
-  flowEpollDel(flow);
+  t.registered[flow] = 0;
   for (let s = 0; s < 2; s++) {
     const fd = t.fd[2 * flow + s];
     if (fd >= 0) close(fd);

@@ -559,14 +559,14 @@ export class TcpFlows {
     this.closed(f);
   }
 
-  /** CLOSED: out of epoll and out of the tap-side hash now; fds closed at the end of the cycle. */
+  /** CLOSED: out of the tap-side hash now; fds closed at the end of the cycle, which takes them out of epoll. */
   closed(f: number): void {
     const t = this.t;
     t.events[f] = TcpEvent.CLOSED;
+    t.markFree(f);
     this.epoll(f);
     const ts = this.tapSide(f);
     if (t.hashed[f] & (1 << ts)) t.hashRemove(f, ts);
-    t.markFree(f);
     this.stats.closed++;
   }
 

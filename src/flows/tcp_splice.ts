@@ -243,12 +243,12 @@ export class TcpSplice {
     this.close(f);
   }
 
-  /** CLOSING: both sockets leave epoll now; sockets and pipes are closed at the end of the cycle. */
+  /** CLOSING: no more forwarding; sockets (leaving epoll as they close) and pipes go at the end of the cycle. */
   private close(f: number): void {
     const t = this.t;
     t.flags[f] |= SpliceFlag.CLOSING;
-    this.epoll(f);
     t.markFree(f);
+    this.epoll(f);
     this.stats.closed++;
   }
 
