@@ -69,6 +69,7 @@ export class EventLoop {
   private readonly handlers: (EpollHandler | undefined)[] = new Array(EPOLL_TYPE_COUNT).fill(undefined);
   private readonly events = new EpollEvents(EVENTS_PER_WAIT);
   private readonly flushHooks: LoopHook[] = [];
+  private readonly afterFlushHooks: LoopHook[] = [];
   private readonly housekeeping: Housekeeping[] = [];
   private readonly timeoutMs: number;
   private stopped = false;
@@ -114,6 +115,11 @@ export class EventLoop {
   /** Runs a hook after every wake-up, after all events were dispatched (to flush batched output). */
   onFlush(hook: LoopHook): void {
     this.flushHooks.push(hook);
+  }
+
+  /** Runs a hook after the flush hooks of every wake-up: for work that should not hold back the output. */
+  afterFlush(hook: LoopHook): void {
+    this.afterFlushHooks.push(hook);
   }
 
   /** Runs a hook at most once per interval, also when idle (flow timers, deferred frees, port scans). */
@@ -175,6 +181,7 @@ export class EventLoop {
       this.dispatch(refType(lo), refFd(lo), w[3 * i + 2], w[3 * i], now);
     }
     for (let i = 0; i < this.flushHooks.length; i++) this.flushHooks[i](now);
+    for (let i = 0; i < this.afterFlushHooks.length; i++) this.afterFlushHooks[i](now);
     for (let i = 0; i < this.housekeeping.length; i++) {
       const h = this.housekeeping[i];
       if (now - h.last >= h.intervalMs) {

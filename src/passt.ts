@@ -53,6 +53,9 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
     tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
     new UdpListeners(ingress.udp!, { freebind: config.freebind }).listenAll(config.forward.udpIn, Pif.HOST);
     loop.onFlush((now) => {
+      // Frames first, then closing freed flows' fds (which can be slow); frames that freeing queued (an inactivity
+      // reset) go right after.
+      stream.flush();
       flows.defer(now, false);
       stream.flush();
     });

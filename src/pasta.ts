@@ -93,6 +93,9 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
     for (const s of scanners) s.scan();
   });
   loop.onFlush((now) => {
+    // Frames first, then closing freed flows' fds (which can be slow); frames that freeing queued (an inactivity
+    // reset) go right after.
+    tap.flush();
     flows.defer(now, false);
     tap.flush();
   });

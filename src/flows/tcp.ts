@@ -32,7 +32,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.ts";
 import { inanyIsV4 } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
-import { INACTIVITY_MS, MAX_WINDOW, RTO_INIT_MS, RTO_MAX_MS, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
+import { FlowQueue, INACTIVITY_MS, MAX_WINDOW, rtoMs, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
 import { TCP_SUPER_FRAME_PAYLOAD, TcpTapOut } from "./tcp_out.ts";
 import { TcpAcks } from "./tcp_ack.ts";
 import { TcpSockIo } from "./tcp_sockio.ts";
@@ -42,7 +42,6 @@ import { TcpEvent, TcpFlag } from "./tcp_state.ts";
 const PEEK_MAX = 2 << 20;
 const SPILL_SIZE = 512 << 10;
 const SPILL_BUFFERS = 32;
-const SYN_LINEAR_RETRIES = 4;
 /** Tap-side keepalive interval. */
 const KEEPALIVE_MS = 30_000;
 
@@ -76,6 +75,8 @@ export class TcpFlows {
   private readonly progress: Float64Array;
   /** Timer armed, by flow. */
   private readonly armed: Uint8Array;
+  /** Flows whose timer is to be armed after this cycle's output. */
+  private readonly toArm: FlowQueue;
   /** ACKs owed to the guest. */
   private readonly acks: TcpAcks;
   private now = 0;
@@ -90,6 +91,7 @@ export class TcpFlows {
     this.out = new TcpTapOut(nc, link, t, this.c);
     this.progress = new Float64Array(t.capacity);
     this.armed = new Uint8Array(t.capacity);
+    this.toArm = new FlowQueue(t.capacity);
     this.acks = new TcpAcks(t, this.c, loop, {
       updateWindow: (f, forced) => this.updateWindow(f, forced),
       sendAck: (f) => this.out.flags(f, this.tapSide(f), TCP_ACK),
@@ -101,6 +103,7 @@ export class TcpFlows {
     loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
     loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
     loop.onFlush((now) => this.flushAcks(now));
+    loop.afterFlush(() => this.armQueuedTimers());
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 
@@ -149,7 +152,8 @@ export class TcpFlows {
     if ((before ^ after) & TcpFlag.SOCK_OUT_WAIT) this.epoll(f);
     if (after & TcpFlag.ACK_FROM_TAP_DUE && !(before & TcpFlag.ACK_FROM_TAP_DUE)) {
       this.progress[f] = this.now;
-      this.arm(f);
+      // Armed once this cycle's frames are out: a timer's syscalls do not delay the SYN or data that needs it.
+      if (!this.armed[f]) this.toArm.add(f);
     }
   }
 
@@ -463,6 +467,17 @@ export class TcpFlows {
 
   // --- timers and closing ------------------------------------------------------------------------------------
 
+  /** Arms the timers that became due this cycle, for connections that still wait for an acknowledgment. */
+  armQueuedTimers(): void {
+    this.toArm.drain(this.armIfDue);
+  }
+
+  /** Arms a queued flow's timer if it still waits for an acknowledgment (one closure, not one per cycle). */
+  private readonly armIfDue = (f: number): void => {
+    const t = this.t;
+    if (t.type[f] === FlowType.TCP && t.events[f] !== TcpEvent.CLOSED && t.flags[f] & TcpFlag.ACK_FROM_TAP_DUE) this.arm(f);
+  };
+
   /** Arms the connection's timer for its retransmission timeout. */
   private arm(f: number): void {
     const t = this.t;
@@ -480,12 +495,8 @@ export class TcpFlows {
     timerfdSet(t.timer[f], this.rto(f), 0);
   }
 
-  /** The retransmission timeout: linear for the first SYN retries, then doubling, capped. */
   private rto(f: number): number {
-    const r = this.c.retries[f];
-    const handshake = !(this.t.events[f] & TcpEvent.ESTABLISHED);
-    const exp = handshake ? Math.max(0, r - SYN_LINEAR_RETRIES) : r;
-    return Math.min(RTO_INIT_MS * 2 ** exp, RTO_MAX_MS);
+    return rtoMs(this.c.retries[f], !(this.t.events[f] & TcpEvent.ESTABLISHED));
   }
 
   /** The timer expired: retransmit (or give up) if the guest still owes an acknowledgment. */

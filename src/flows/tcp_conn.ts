@@ -20,6 +20,44 @@ export const TCP_MAX_RETRIES = 7;
 export const RTO_INIT_MS = 1000;
 /** Cap on any retransmission timeout. */
 export const RTO_MAX_MS = 120_000;
+/** SYN retries at the first timeout before the timeout starts doubling. */
+const SYN_LINEAR_RETRIES = 4;
+
+/** The retransmission timeout after `retries` retries: linear for the first SYN retries, then doubling, capped. */
+export function rtoMs(retries: number, handshake: boolean): number {
+  const exp = handshake ? Math.max(0, retries - SYN_LINEAR_RETRIES) : retries;
+  return Math.min(RTO_INIT_MS * 2 ** exp, RTO_MAX_MS);
+}
+
+/** Flows listed once each until drained (timers to arm after a cycle's output). */
+export class FlowQueue {
+  private readonly list: Int32Array;
+  private readonly listed: Uint8Array;
+  private count = 0;
+
+  constructor(capacity: number) {
+    this.list = new Int32Array(capacity);
+    this.listed = new Uint8Array(capacity);
+  }
+
+  /** Lists flow f unless it is listed already. */
+  add(f: number): void {
+    if (this.listed[f]) return;
+    this.listed[f] = 1;
+    this.list[this.count++] = f;
+  }
+
+  /** Calls fn for each listed flow, in order, and empties the queue. */
+  drain(fn: (f: number) => void): void {
+    for (let i = 0; i < this.count; i++) {
+      const f = this.list[i];
+      this.listed[f] = 0;
+      fn(f);
+    }
+    this.count = 0;
+  }
+}
+
 /** Connections with no activity at all for this long are reset. */
 export const INACTIVITY_MS = 7_200_000;
 
