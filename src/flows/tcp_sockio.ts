@@ -20,7 +20,7 @@ import { IovecArray } from "../syscalls/msg.ts";
 import { ioctlPtr } from "../syscalls/process.ts";
 import { getsockoptRaw, setsockoptBytes, setsockoptInt, trySocket } from "../syscalls/socket.ts";
 import { LINGER, MSGHDR } from "../syscalls/structs.ts";
-import { MAX_WINDOW } from "./tcp_conn.ts";
+import { FlowQueue, MAX_WINDOW } from "./tcp_conn.ts";
 
 const DISCARD_SIZE = 1 << 20;
 const DISCARD_IOV = 16;
@@ -41,15 +41,14 @@ export class TcpSockIo {
   /** Acknowledged bytes not yet discarded, and the socket they are in, by flow. */
   private readonly owed: Float64Array;
   private readonly owedFd: Int32Array;
-  /** Flows with bytes owed, in the order they were first owed (a flow freed and reused may be listed twice). */
-  private readonly owedList: Int32Array;
-  private owedCount = 0;
+  /** Flows with bytes owed. */
+  private readonly owing: FlowQueue;
 
   constructor(capacity: number) {
     this.peekOffset = probePeekOffset();
     this.owed = new Float64Array(capacity);
     this.owedFd = new Int32Array(capacity);
-    this.owedList = new Int32Array(2 * capacity);
+    this.owing = new FlowQueue(capacity);
   }
 
   /** Sets a new connection's socket (or a listener, for what it accepts) up: no Nagle delay, the peek offset at 0. */
@@ -92,24 +91,23 @@ export class TcpSockIo {
    */
   discardAcked(f: number, fd: number, n: number): number {
     if (!this.peekOffset) return recv(fd, 0, n, MSG_TRUNC | MSG_DONTWAIT);
-    if (this.owed[f] === 0) this.owedList[this.owedCount++] = f;
+    this.owing.add(f);
     this.owed[f] += n;
     this.owedFd[f] = fd;
     return n;
   }
 
   /** Discards what flow f owes now (a failure shows on the socket itself, as an error event). */
-  flushDiscard(f: number): void {
+  readonly flushDiscard = (f: number): void => {
     const n = this.owed[f];
     if (n === 0) return;
     this.owed[f] = 0;
     recv(this.owedFd[f], 0, n, MSG_TRUNC | MSG_DONTWAIT);
-  }
+  };
 
   /** Discards what every flow owes: the end of a burst of guest frames. */
   flushDiscards(): void {
-    for (let i = 0; i < this.owedCount; i++) this.flushDiscard(this.owedList[i]);
-    this.owedCount = 0;
+    this.owing.drain(this.flushDiscard);
   }
 
   /**

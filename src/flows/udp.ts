@@ -42,11 +42,11 @@ import type { NetConf } from "../netconf.ts";
 import { commitUdp4From, commitUdp6From, UDP4_DATA, UDP6_DATA } from "../services/frame.ts";
 import type { Link } from "../tap/link.ts";
 import {
-  EPOLLERR, EPOLLIN, IP_FREEBIND, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_UNICAST_HOPS, MSG_DONTWAIT, MSG_NOSIGNAL,
+  EPOLLERR, EPOLLIN, IP_FREEBIND, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_UNICAST_HOPS, MSG_DONTWAIT,
   SO_BINDTODEVICE, SOL_SOCKET,
 } from "../syscalls/constants.ts";
 import { Errno, SyscallError } from "../syscalls/errno.ts";
-import { close, recv, recvmmsg, send } from "../syscalls/io.ts";
+import { close, recv, recvmmsg } from "../syscalls/io.ts";
 import { copyMem, Mem } from "../syscalls/mem.ts";
 import { MmsgArray } from "../syscalls/msg.ts";
 import { setsockoptBytes, setsockoptInt } from "../syscalls/socket.ts";
@@ -59,7 +59,7 @@ import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
 import { guestAddress, inanyIsUnicast, inanyIsUnset, natInboundSource, natOutbound } from "./nat.ts";
 import {
-  ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, isPendingError, localInany, sendBatch, udpSocket,
+  ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, localInany, sendBatch, udpSocket,
 } from "./udp_sock.ts";
 import type { UdpSplice } from "./udp_splice.ts";
 
@@ -220,21 +220,6 @@ export class UdpFlows {
     sendBatch(this.txFd, this.tx, n, this.stats);
     if (this.stats.sendFailed !== failed && logEnabled("debug")) {
       socketLog.debug(`udp: ${this.stats.sendFailed - failed} datagrams to socket ${this.txFd} failed`);
-    }
-  }
-
-  /** Sends one datagram on a flow's socket; a failure is counted (and logged, rate-limited), never thrown. */
-  private sendOn(fd: number, addr: number, len: number, f: number): void {
-    let r = send(fd, addr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (r < 0 && isPendingError(-r)) {
-      // An earlier ICMP error was reported instead of sending: it is cleared now, so the datagram can go.
-      this.stats.socketErrors++;
-      r = send(fd, addr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    if (r >= 0) this.stats.sent++;
-    else {
-      this.stats.sendFailed++;
-      if (logEnabled("debug")) socketLog.debug(`udp: send on flow ${f} failed: errno ${-r}`);
     }
   }
 
@@ -480,7 +465,13 @@ export class UdpFlows {
     if (s < 0) return true;
     const other = s ^ 1;
     if (t.pif[other] === Pif.TAP) this.toTap(sidxFlow(s), other & 1, msg.buf.addr, n);
-    else this.sendOn(t.fd[other], msg.buf.addr, n, sidxFlow(s));
+    else {
+      // One datagram through the same batch as the guest's (empty here: this is not a tap burst).
+      this.flushSends();
+      this.txFd = t.fd[other];
+      this.tx.iov.set(this.txCount++, msg.buf.addr, n);
+      this.flushSends();
+    }
     return true;
   }
 

@@ -196,6 +196,6 @@ export function sendBatch(fd: number, vec: MmsgArray, n: number, stats: BatchSen
 }
 
 /** An errno that reports an earlier ICMP error on the socket rather than a failure of this call. */
-export function isPendingError(errno: number): boolean {
+function isPendingError(errno: number): boolean {
   return errno === Errno.ECONNREFUSED || errno === Errno.EHOSTUNREACH || errno === Errno.ENETUNREACH;
 }
