@@ -21,6 +21,7 @@ import { inanyToText } from "./wire/inany.ts";
 import { NamespaceAgent } from "./ns/agent.ts";
 import type { AgentSpec } from "./ns/agent_protocol.ts";
 import { Netlink } from "./ns/netlink.ts";
+import type { LinkInfo } from "./ns/netlink-records.ts";
 import { watchNamespace } from "./ns/nsquit.ts";
 import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETOFFLOAD } from "./syscalls/constants.ts";
 import { getgid, getuid, ioctlInt } from "./syscalls/process.ts";
@@ -58,7 +59,9 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   const tapFd = agent.openTap(ifname, true);
   const offload = ioctlInt(tapFd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
   const nsNl = new Netlink({ fd: agent.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
-  nsNl.setLinkUp(nsNl.linkIndex("lo"));
+  const lo = nsNl.link("lo");
+  nsNl.setLinkUp(lo.index);
+  largeLoopbackSegments(nsNl, lo);
   const ifindex = nsNl.linkIndex(ifname);
   if (config.nsMacAddr) nsNl.setMac(ifindex, config.nsMacAddr);
   const mac = config.nsMacAddr ? undefined : parseMacText(nsNl.link(ifindex).mac ?? "");
@@ -196,6 +199,23 @@ function agentSpec(s: Config): AgentSpec {
     return { kind: "join", netnsPath: `/proc/${s.targetPid}/ns/net`, usernsPath: userns && !sameUserns(userns) ? userns : undefined };
   }
   return { kind: "join", netnsPath: s.netnsPath, usernsPath: s.usernsPath && !sameUserns(s.usernsPath) ? s.usernsPath : undefined };
+}
+
+/**
+ * Lets TCP on the namespace's loopback build packets as large as the device takes (BIG TCP: 512 KiB instead of
+ * 64 KiB). Spliced connections cross the namespace's loopback, where the kernel's cost is mostly per packet
+ * (transmit, loopback delivery, wake-ups, ACKs): eight times fewer packets there are worth 10-15 % of spliced
+ * throughput on 2 cores. Kernels before 5.19 do not report the device's limit (nothing changes); before 6.3
+ * only IPv6 gets the larger packets.
+ */
+function largeLoopbackSegments(nl: Netlink, lo: LinkInfo): void {
+  const size = lo.tsoMaxSize ?? 0;
+  if (size <= Math.min(lo.gsoMaxSize ?? size, lo.gsoIpv4MaxSize ?? size)) return;
+  try {
+    nl.setGsoMaxSize(lo.index, size);
+  } catch (e) {
+    log.debug(`loopback keeps ${lo.gsoMaxSize}-byte packets: ${(e as Error).message}`);
+  }
 }
 
 /** True when a user namespace is our own: joining it again is refused by the kernel, and not needed. */

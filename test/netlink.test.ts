@@ -263,6 +263,22 @@ describe("configuring a namespace interface", () => {
     });
   }, NETNS_TEST_MS);
 
+  test("GSO packet size of loopback raised to the device's limit, for IPv6 and IPv4, and read back", async () => {
+    await withNetns(1, async (ns) => {
+      const [before] = await nl(ns, [{ op: "link", dev: "lo" }]);
+      const lo = before.ok as LinkInfo;
+      expect(lo.gsoMaxSize).toBe(65536);
+      expect(lo.tsoMaxSize).toBeGreaterThan(65536);
+      const r = await nl(ns, [{ op: "setGsoMaxSize", dev: "lo", size: lo.tsoMaxSize }, { op: "link", dev: "lo" }]);
+      expect(r[0].error).toBeUndefined();
+      expect(r[1].ok).toMatchObject({ gsoMaxSize: lo.tsoMaxSize, gsoIpv4MaxSize: lo.tsoMaxSize, tsoMaxSize: lo.tsoMaxSize });
+      const [shown] = await ipJson(ns, "-d link show lo");
+      expect(shown.gso_max_size).toBe(lo.tsoMaxSize);
+      const [tooBig] = await nl(ns, [{ op: "setGsoMaxSize", dev: "lo", size: lo.tsoMaxSize! + 8 }]);
+      expect(tooBig.error).toContain("gso_max_size");
+    });
+  }, NETNS_TEST_MS);
+
   test("errors name the failing request", async () => {
     await withNetns(1, async (ns) => {
       await veth(ns, "tap0", "tap0p");

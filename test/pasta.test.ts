@@ -42,6 +42,15 @@ describe("pasta: the command and its exit status", () => {
     expect(links.map((l) => l.ifname).sort()).toEqual(["eth0", "lo"]);
     expect(links.find((l) => l.ifname === "lo")!.flags).toContain("UP");
   });
+
+  test("the namespace's loopback builds TCP packets as large as the device takes, IPv4 and IPv6", async () => {
+    const ops = JSON.stringify([{ op: "link", dev: "lo" }]);
+    const r = await pasta([], `${process.execPath} ${join(fixtures, "netlink-ops.ts")} '${ops}'`);
+    expect(r.code).toBe(0);
+    const [{ ok: lo }] = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    expect(lo.tsoMaxSize).toBeGreaterThan(65536);
+    expect(lo).toMatchObject({ gsoMaxSize: lo.tsoMaxSize, gsoIpv4MaxSize: lo.tsoMaxSize });
+  });
 });
 
 describe("pasta --config-net", () => {

@@ -37,7 +37,7 @@ export const NLM_F = {
   REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, CAPPED: 0x100, ACK_TLVS: 0x200,
 } as const;
 /** Link attributes. */
-export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4 } as const;
+export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, GSO_MAX_SIZE: 41, TSO_MAX_SIZE: 59, GSO_IPV4_MAX_SIZE: 63 } as const;
 /** Address attributes. */
 export const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3, CACHEINFO: 6, FLAGS: 8 } as const;
 /** Address flags. */

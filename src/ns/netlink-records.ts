@@ -22,6 +22,12 @@ export interface LinkInfo {
   readonly mtu: number;
   /** Hardware address as colon-separated hex, when the link has one. */
   readonly mac?: string;
+  /** Largest GSO packet the stack builds for the link (IFLA_GSO_MAX_SIZE; IPv6 only above 64 KiB). */
+  readonly gsoMaxSize?: number;
+  /** The same for IPv4 (IFLA_GSO_IPV4_MAX_SIZE, Linux 6.3 and later). */
+  readonly gsoIpv4MaxSize?: number;
+  /** Largest GSO packet the device takes (IFLA_TSO_MAX_SIZE, Linux 5.19 and later). */
+  readonly tsoMaxSize?: number;
 }
 
 /** One IPv4 or IPv6 address of an interface. */
@@ -89,6 +95,9 @@ export function decodeLink(b: NlBuffer, off: number, len: number): LinkInfo {
     flags: v.getUint32(off + IFINFOMSG.flags, true),
     mtu: a.u32(IFLA.MTU) ?? 0,
     mac: a.mac(IFLA.ADDRESS),
+    gsoMaxSize: a.u32(IFLA.GSO_MAX_SIZE),
+    gsoIpv4MaxSize: a.u32(IFLA.GSO_IPV4_MAX_SIZE),
+    tsoMaxSize: a.u32(IFLA.TSO_MAX_SIZE),
   };
 }
 

@@ -164,6 +164,16 @@ export class Netlink {
     this.exchange(what);
   }
 
+  /** Sets the largest GSO packet the stack builds for a link, for IPv6 and (Linux 6.3 and later) IPv4. */
+  setGsoMaxSize(index: number, size: number): void {
+    const what = `RTM_NEWLINK ${this.dev(index)} gso_max_size ${size}`;
+    this.beginLink(index);
+    this.writer.attrU32(IFLA.GSO_MAX_SIZE, size);
+    // Older kernels skip the attribute they do not know: IPv4 then keeps 64 KiB packets.
+    this.writer.attrU32(IFLA.GSO_IPV4_MAX_SIZE, size);
+    this.exchange(what);
+  }
+
   /** Sets a link's MAC address ("9a:55:9a:55:9a:55"). */
   setMac(index: number, mac: string): void {
     const what = `RTM_NEWLINK ${this.dev(index)} address ${mac}`;
