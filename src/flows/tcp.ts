@@ -29,10 +29,9 @@ import { shutdown, socketError } from "../syscalls/socket.ts";
 import { timerfdCreate, timerfdSet } from "../syscalls/timer.ts";
 import { logEnabled, rateLimited } from "../log.ts";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.ts";
-import { inanyIsV4 } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
-import { FlowQueue, INACTIVITY_MS, MAX_WINDOW, rtoMs, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill } from "./tcp_conn.ts";
+import { FlowQueue, INACTIVITY_MS, isV4, MAX_WINDOW, rtoMs, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill, type TcpStats } from "./tcp_conn.ts";
 import { TCP_SUPER_FRAME_PAYLOAD, TcpTapOut } from "./tcp_out.ts";
 import { TcpAcks } from "./tcp_ack.ts";
 import { TcpSockIo } from "./tcp_sockio.ts";
@@ -46,16 +45,6 @@ const SPILL_BUFFERS = 32;
 const KEEPALIVE_MS = 30_000;
 
 const resetLog = rateLimited("tcp: reset");
-
-/** Counters of the TCP path. */
-export interface TcpStats {
-  opened: number;
-  closed: number;
-  resets: number;
-  spilled: number;
-  refused: number;
-  retransmits: number;
-}
 
 /** Every tap-side TCP connection, and the socket and timer events that drive them. */
 export class TcpFlows {
@@ -598,9 +587,4 @@ export class TcpFlows {
     c.spillLen[f] = 0;
     this.armed[f] = 0;
   }
-}
-
-/** True when the flow's side ts is IPv4. */
-export function isV4(t: FlowTable, f: number, ts: Side): boolean {
-  return inanyIsV4(t.addrBytes, t.addrOffset(f, ts));
 }

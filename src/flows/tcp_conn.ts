@@ -5,6 +5,8 @@
  * Sequence numbers are kept as unsigned 32-bit values in JS numbers; comparisons are modular within a window of
  * 2^24 (the largest window orzo uses), so a value "before" another is at most 16 MiB behind it.
  */
+import { inanyIsV4 } from "../wire/inany.ts";
+import type { FlowTable, Side } from "./flow.ts";
 
 /** Guest MSS when its SYN carries none (RFC 9293). */
 export const MSS_DEFAULT = 536;
@@ -190,4 +192,19 @@ export class TcpSpill {
   give(i: number): void {
     this.free.push(i);
   }
+}
+
+/** Counters of the TCP path. */
+export interface TcpStats {
+  opened: number;
+  closed: number;
+  resets: number;
+  spilled: number;
+  refused: number;
+  retransmits: number;
+}
+
+/** True when the flow's side ts is IPv4. */
+export function isV4(t: FlowTable, f: number, ts: Side): boolean {
+  return inanyIsV4(t.addrBytes, t.addrOffset(f, ts));
 }

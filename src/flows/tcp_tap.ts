@@ -24,8 +24,8 @@ import { TCP_ACK, TCP_ACK_SEQ, TCP_DPORT, TCP_FIN, TCP_FLAGS, TCP_RST, TCP_SEQ, 
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE, type Side } from "./flow.ts";
 import { inanyIsUnicast, natOutbound } from "./nat.ts";
-import { isV4, type TcpFlows } from "./tcp.ts";
-import { MSS_DEFAULT, seqAdd, seqSub, WS_TO_TAP } from "./tcp_conn.ts";
+import type { TcpFlows } from "./tcp.ts";
+import { isV4, MSS_DEFAULT, seqAdd, seqSub, WS_TO_TAP } from "./tcp_conn.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
 
 /** Largest segment payload a frame to the guest can carry (65535-byte frames). */
