@@ -6,7 +6,8 @@ import { SpliceEvent, SpliceFlag, spliceOutWait } from "../src/flows/splice_stat
 import { TcpEvent, TcpFlag } from "../src/flows/tcp_state.ts";
 import { EventLoop } from "../src/loop.ts";
 import * as C from "../src/syscalls/constants.ts";
-import { EpollEvents, epollWait } from "../src/syscalls/epoll.ts";
+import { EpollEvents, epollCtl, epollWait } from "../src/syscalls/epoll.ts";
+import { Errno } from "../src/syscalls/errno.ts";
 import { close, writeBytes } from "../src/syscalls/io.ts";
 import { accept4, bind, connect, getsockname, listen, socket } from "../src/syscalls/socket.ts";
 import { timerfdCreate, timerfdSet } from "../src/syscalls/timer.ts";
@@ -130,6 +131,27 @@ describe("flowEpollSet", () => {
     expect(reg(s)).toBeUndefined();
     expect(t.registered[f]).toBe(0);
     expect(flowEpollSet(EpollType.TCP, f, TGTSIDE)).toBe(0);
+  });
+
+  test("the same mask again costs an epoll_ctl only when it re-arms an edge", () => {
+    // Taking the fd out of epoll behind the flow's back shows whether flowEpollSet calls epoll_ctl (MOD: ENOENT).
+    const spliced = newFlow(FlowType.TCP_SPLICE);
+    const [s0] = tcpPair();
+    t.fd[2 * spliced] = s0;
+    t.events[spliced] = SpliceEvent.ESTABLISHED;
+    expect(flowEpollSet(EpollType.TCP_SPLICE, spliced, INISIDE)).toBe(0);
+    expect(reg(s0)?.events).toBe((IN | RDHUP) >>> 0);
+    expect(epollCtl(loop.epfd, C.EPOLL_CTL_DEL, s0, 0, 0, 0)).toBe(0);
+    expect(flowEpollSet(EpollType.TCP_SPLICE, spliced, INISIDE)).toBe(0);
+    expect(reg(s0)).toBeUndefined();
+
+    const tcp = newFlow(FlowType.TCP);
+    const [s1] = tcpPair();
+    t.fd[2 * tcp + TGTSIDE] = s1;
+    t.events[tcp] = TcpEvent.ESTABLISHED;
+    expect(flowEpollSet(EpollType.TCP, tcp, TGTSIDE)).toBe(0);
+    expect(epollCtl(loop.epfd, C.EPOLL_CTL_DEL, s1, 0, 0, 0)).toBe(0);
+    expect(flowEpollSet(EpollType.TCP, tcp, TGTSIDE)).toBe(-Errno.ENOENT);
   });
 
   test("a flow freed this cycle leaves epoll by the close of its fds, without an epoll_ctl", () => {

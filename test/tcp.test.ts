@@ -347,6 +347,17 @@ describe("spliced loopback connections", () => {
     }
   }
 
+  test("a spliced connection whose target refuses is reset at once, IPv4 and IPv6", async () => {
+    for (const lo of ["127.0.0.1", "::1"]) {
+      const port = nextPort++;
+      const r = await pasta(["-d", "-T", String(port)], `${bun} ${peer} reset ${lo} ${port}`);
+      const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { how: string; ms: number };
+      expect(out.how).toBe("ECONNRESET");
+      expect(out.ms).toBeLessThan(500);
+      expect(r.stderr).toContain("connect: errno 111");
+    }
+  });
+
   test("half-close carries across the splice both ways", async () => {
     const port = nextPort++;
     const reply = files["5k"];

@@ -84,9 +84,11 @@ export function flowEpollSet(type: EpollType, flow: number, side: Side): number 
     if (t.freePending[flow]) return 0;
     return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0, 0, 0);
   }
-  // The same mask again changes nothing unless it can re-arm an edge (EPOLLIN, EPOLLOUT): skip that epoll_ctl.
+  // The same mask again changes nothing unless it re-arms an edge (edge-triggered EPOLLIN or EPOLLOUT): skip
+  // that epoll_ctl.
   const i = 2 * flow + side;
-  if (registered && !timer && t.epollMask[i] === events && (events & (EPOLLIN | EPOLLOUT)) === 0) return 0;
+  const rearms = (events & EPOLLET) !== 0 && (events & (EPOLLIN | EPOLLOUT)) !== 0;
+  if (registered && !timer && t.epollMask[i] === events && !rearms) return 0;
   const payload = timer ? flow : sidx(flow, side);
   const r = epollCtl(epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, events, refLo(type, fd), payload);
   if (r === 0) {
