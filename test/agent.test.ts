@@ -58,6 +58,30 @@ describe("namespace agent", () => {
     }
   });
 
+  test("asynchronous requests: replies reach their callback while another request waits, or through takeEvents", async () => {
+    const agent = await NamespaceAgent.start({ kind: "new" });
+    try {
+      const got: (number[] | Error)[] = [];
+      agent.socketsAsync(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, 3, (r) => got.push(r));
+      // The synchronous request is answered after the asynchronous one: waiting for it files that reply first.
+      const s = agent.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      expect(got).toHaveLength(1);
+      expect(got[0]).toBeArrayOfSize(3);
+      agent.socketsAsync(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, 2, (r) => got.push(r));
+      agent.requestAsync({ op: "open", path: "/nonexistent", flags: O_RDONLY }, (r) => got.push(r));
+      await waitFor(() => agent.takeEvents() !== null && got.length === 3, 5000);
+      expect(got[1]).toBeArrayOfSize(2);
+      expect(got[2]).toBeInstanceOf(AgentError);
+      expect((got[2] as Error).message).toContain("open");
+      for (const fd of [s, ...(got[0] as number[]), ...(got[1] as number[])]) {
+        bind(fd, { family: "ipv4", address: "0.0.0.0", port: 0 });
+        close(fd);
+      }
+    } finally {
+      agent.close();
+    }
+  });
+
   test("a command killed by a signal reports 128 + the signal number", async () => {
     const agent = await NamespaceAgent.start({ kind: "new" });
     try {

@@ -37,11 +37,14 @@ function rig(opts: Partial<Omit<UdpSpliceOptions, "ns">> = {}, timeoutMs?: numbe
   const link = new RecordingLink(1 << 20, 256);
   const udp = new UdpFlows(loop, nc, link, { timeoutMs, streamTimeoutMs: timeoutMs });
   let asked = 0;
+  const sockets = (domain: number, type: number, protocol: number, count: number) => {
+    asked += count;
+    return Array.from({ length: count }, () => socket(domain, type, protocol));
+  };
   const ns = {
-    sockets: (domain: number, type: number, protocol: number, count: number) => {
-      asked += count;
-      return Array.from({ length: count }, () => socket(domain, type, protocol));
-    },
+    sockets,
+    socketsAsync: (domain: number, type: number, protocol: number, count: number, done: (r: number[] | Error) => void) =>
+      done(sockets(domain, type, protocol, count)),
   };
   const splice = new UdpSplice(nc, { ns, noSplice: false, hostLoToNsLo: true, ...opts });
   udp.splice = splice;

@@ -10,8 +10,8 @@
  * A FIN read on one side becomes shutdown(SHUT_WR) on the other once its pipe is empty; both FINs sent, or an
  * error anywhere, and the connection closes (with RST on errors: SO_LINGER 0 on both sockets).
  *
- * Namespace sockets come from a pool the namespace agent fills 16 at a time, so an inbound connection does not
- * wait for a round trip to the agent.
+ * Namespace sockets come from a pool the namespace agent refills in the background (ns_pool.ts), so an inbound
+ * connection does not wait for a round trip to the agent.
  */
 import { EpollType, sidxFlow, sidxSide } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";
@@ -27,6 +27,7 @@ import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
 import { SpliceEvent, SpliceFlag, spliceFinRcvd, spliceFinSent, spliceOutWait } from "./splice_state.ts";
 import type { TcpSockIo } from "./tcp_sockio.ts";
+import { NsSocketPool, type NamespaceSockets } from "./ns_pool.ts";
 
 /**
  * Pipe capacity asked for first (pasta's too): a splice moves at most a pipe's worth. Refusals (above
@@ -35,17 +36,10 @@ import type { TcpSockIo } from "./tcp_sockio.ts";
  */
 const PIPE_SIZE_MAX = 8 << 20;
 const PIPE_SIZE_DEFAULT = 64 << 10;
-const POOL_BATCH = 16;
 /** Empty pipes kept for the next connections, as pairs of ends: a new sized pipe costs three syscalls or more. */
 const PIPE_POOL_PAIRS = 32;
 const ZERO = new Uint8Array(INANY_LEN);
 const spliceLog = rateLimited("splice: reset");
-
-/** Where namespace-side sockets come from (the namespace agent). */
-export interface NamespaceSockets {
-  /** Makes count sockets of one kind in the namespace. */
-  sockets(domain: number, type: number, protocol: number, count: number): number[];
-}
 
 /** Spliced connections between the host's and the namespace's loopback. */
 export class TcpSplice {
@@ -57,7 +51,7 @@ export class TcpSplice {
   private readonly pipeW: Int32Array;
   /** Bytes in each pipe. */
   private readonly pending: Float64Array;
-  private readonly pool: Record<4 | 6, number[]> = { 4: [], 6: [] };
+  private readonly pool: NsSocketPool | undefined;
   /** Pooled empty pipes: read end, write end, read end, … */
   private readonly pipePool: number[] = [];
   private readonly sa = new Mem(128);
@@ -66,6 +60,7 @@ export class TcpSplice {
 
   constructor(loop: EventLoop, private readonly io: TcpSockIo, private readonly ns: NamespaceSockets | undefined) {
     const t = (this.t = flows());
+    this.pool = ns && new NsSocketPool(ns, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     this.pipeR = new Int32Array(2 * t.capacity);
     this.pipeW = new Int32Array(2 * t.capacity);
     this.pending = new Float64Array(2 * t.capacity);
@@ -87,7 +82,7 @@ export class TcpSplice {
    */
   open(s: number, iniPif: Pif, peer: Uint8Array, peerPort: number, local: Uint8Array, localPort: number, tgtPif: Pif, tgtAddr: Uint8Array, tgtPort: number): boolean {
     const v4 = inanyIsV4(tgtAddr, 0);
-    const sock = tgtPif === Pif.SPLICE ? this.nsSocket(v4) : trySocket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const sock = tgtPif === Pif.SPLICE ? this.pool?.take(v4) ?? -1 : trySocket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (sock < 0) return false;
     const t = this.t;
     const f = t.alloc();
@@ -116,18 +111,6 @@ export class TcpSplice {
     else if (e1 < 0) this.reset(f, `epoll: errno ${-e1}`);
     else if (r === 0) this.connected(f);
     return true;
-  }
-
-  private nsSocket(v4: boolean): number {
-    const pool = this.pool[v4 ? 4 : 6];
-    if (pool.length === 0 && this.ns) {
-      try {
-        pool.push(...this.ns.sockets(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, POOL_BATCH));
-      } catch (e) {
-        spliceLog.warn(`splice: no namespace socket: ${(e as Error).message}`);
-      }
-    }
-    return pool.pop() ?? -1;
   }
 
   private event(f: number, side: Side, events: number): void {
@@ -266,7 +249,7 @@ export class TcpSplice {
 
   /** Closes the pooled namespace sockets and pipes. */
   closePool(): void {
-    for (const fam of [4, 6] as const) for (const fd of this.pool[fam].splice(0)) close(fd);
+    this.pool?.close();
     for (const fd of this.pipePool.splice(0)) close(fd);
   }
 }

@@ -11,25 +11,18 @@
  * host's loopback of the same family for -U. Datagrams read from either socket are written to the other as
  * they are, in recvmmsg/sendmmsg batches over the same buffers: nothing is rebuilt, nothing is copied.
  *
- * Namespace sockets come from the namespace agent, a batch at a time per family, so a new flow rarely waits for
- * a round trip to it; they get the options of every UDP socket of orzo when they are taken from the pool.
+ * Namespace sockets come from a pool the namespace agent refills in the background (ns_pool.ts), so a new flow
+ * does not wait for a round trip to it; they get the options of every UDP socket of orzo when they are taken from the pool.
  */
-import { rateLimited } from "../log.ts";
 import type { NetConf } from "../netconf.ts";
-import { AF_INET, AF_INET6, IPPROTO_UDP } from "../syscalls/constants.ts";
+import { IPPROTO_UDP } from "../syscalls/constants.ts";
 import { Errno } from "../syscalls/errno.ts";
-import { close } from "../syscalls/io.ts";
 import type { MmsgArray } from "../syscalls/msg.ts";
 import { inanyIsV4 } from "../wire/inany.ts";
 import { Pif } from "./flow.ts";
 import { guestAddress, inanyIsLoopback, inanyIsUnset, LOOPBACK4, LOOPBACK6 } from "./nat.ts";
-import type { NamespaceSockets } from "./tcp_splice.ts";
+import { NsSocketPool, type NamespaceSockets } from "./ns_pool.ts";
 import { sendBatch, UDP_SOCKET_TYPE, udpSocket, udpSocketOptions } from "./udp_sock.ts";
-
-/** Namespace sockets asked of the agent at once. */
-const POOL_BATCH = 16;
-
-const poolLog = rateLimited("udp splice: no namespace socket");
 
 /** How spliced UDP behaves (pasta's options). */
 export interface UdpSpliceOptions {
@@ -45,23 +38,17 @@ export interface UdpSpliceOptions {
 export class UdpSplice {
   /** Counters: datagrams moved socket to socket, those a socket refused, pending ICMP errors met on the way. */
   readonly stats = { sent: 0, sendFailed: 0, socketErrors: 0 };
-  private readonly pool: Record<4 | 6, number[]> = { 4: [], 6: [] };
+  private readonly pool: NsSocketPool;
 
-  constructor(private readonly nc: NetConf, private readonly opts: UdpSpliceOptions) {}
+  constructor(private readonly nc: NetConf, private readonly opts: UdpSpliceOptions) {
+    this.pool = new NsSocketPool(opts.ns, UDP_SOCKET_TYPE, IPPROTO_UDP);
+  }
 
   /** A UDP socket with orzo's options on the host (pif HOST) or in the namespace (SPLICE): its fd, or -errno. */
   socket(pif: number, v4: boolean, v6only: boolean): number {
     if (pif !== Pif.SPLICE) return udpSocket(v4, v6only);
-    const pool = this.pool[v4 ? 4 : 6];
-    if (pool.length === 0) {
-      try {
-        pool.push(...this.opts.ns.sockets(v4 ? AF_INET : AF_INET6, UDP_SOCKET_TYPE, IPPROTO_UDP, POOL_BATCH));
-      } catch (e) {
-        poolLog.warn(`udp splice: no namespace socket: ${(e as Error).message}`);
-      }
-    }
-    const fd = pool.pop();
-    return fd === undefined ? -Errno.EMFILE : udpSocketOptions(fd, v4, v6only);
+    const fd = this.pool.take(v4);
+    return fd < 0 ? -Errno.EMFILE : udpSocketOptions(fd, v4, v6only);
   }
 
   /**
@@ -99,7 +86,7 @@ export class UdpSplice {
 
   /** Closes the pooled namespace sockets. */
   closePool(): void {
-    for (const fam of [4, 6] as const) for (const fd of this.pool[fam].splice(0)) close(fd);
+    this.pool.close();
   }
 }
 

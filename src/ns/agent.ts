@@ -51,6 +51,8 @@ export class NamespaceAgent {
   readonly pid: number;
   private readonly proc: ReturnType<typeof Bun.spawn>;
   private readonly pending: AgentEvent[] = [];
+  /** Asynchronous requests waiting for their reply, by id. */
+  private readonly awaiting = new Map<number, { op: string; done: (result: number[] | AgentError) => void }>();
   private nextId = 1;
 
   private constructor(sock: number, proc: ReturnType<typeof Bun.spawn>) {
@@ -104,15 +106,11 @@ export class NamespaceAgent {
 
   /** Sends a request and waits for its reply; returns the fds that came with it. Throws AgentError. */
   request(req: Request): { reply: AgentReply & { ok: true }; fds: number[] } {
-    const id = this.nextId++;
-    sendWithFds(this.sock, new TextEncoder().encode(JSON.stringify({ ...req, id })), []);
+    const id = this.send(req);
     for (;;) {
       const m = this.receive();
-      const msg = JSON.parse(new TextDecoder().decode(m.data)) as AgentReply | AgentEvent;
-      if ("event" in msg) {
-        this.pending.push(msg);
-        continue;
-      }
+      const msg = this.sort(m);
+      if (!msg) continue;
       if (msg.id !== id) {
         for (const fd of m.fds) close(fd);
         continue;
@@ -120,6 +118,38 @@ export class NamespaceAgent {
       if (!msg.ok) throw new AgentError(`${req.op}: ${msg.error}`);
       return { reply: msg, fds: m.fds };
     }
+  }
+
+  /**
+   * Sends a request without waiting: done gets the reply's fds, or the error, once the reply arrives (read by
+   * takeEvents when the agent's socket is readable, or while a later request waits for its own reply).
+   */
+  requestAsync(req: Request, done: (result: number[] | AgentError) => void): void {
+    this.awaiting.set(this.send(req), { op: req.op, done });
+  }
+
+  private send(req: Request): number {
+    const id = this.nextId++;
+    sendWithFds(this.sock, new TextEncoder().encode(JSON.stringify({ ...req, id })), []);
+    return id;
+  }
+
+  /**
+   * Files one message: events are queued for takeEvents, replies to asynchronous requests go to their callback;
+   * returns any other reply (with its fds still open), undefined for the rest (whose fds are closed).
+   */
+  private sort(m: FdMessage): AgentReply | undefined {
+    const msg = JSON.parse(new TextDecoder().decode(m.data)) as AgentReply | AgentEvent;
+    if ("id" in msg) {
+      const waiter = this.awaiting.get(msg.id);
+      if (!waiter) return msg;
+      this.awaiting.delete(msg.id);
+      waiter.done(msg.ok ? m.fds : new AgentError(`${waiter.op}: ${msg.error}`));
+      return undefined;
+    }
+    for (const fd of m.fds) close(fd);
+    this.pending.push(msg);
+    return undefined;
   }
 
   /** Opens the tap interface in the namespace; returns its fd. */
@@ -135,6 +165,11 @@ export class NamespaceAgent {
   /** Makes up to 16 sockets of one kind in the namespace at once (socket pools); returns their fds. */
   sockets(domain: number, type: number, protocol: number, count: number): number[] {
     return this.request({ op: "socket", domain, type, protocol, count }).fds;
+  }
+
+  /** As sockets(), without waiting: done gets the fds (or the error) when they arrive. */
+  socketsAsync(domain: number, type: number, protocol: number, count: number, done: (result: number[] | AgentError) => void): void {
+    this.requestAsync({ op: "socket", domain, type, protocol, count }, done);
   }
 
   /** Opens a file as seen from the namespace (e.g. /proc/net/tcp); returns its fd. */
@@ -166,9 +201,8 @@ export class NamespaceAgent {
         if (this.pending.length > 0) break;
         return null;
       }
-      for (const fd of m.fds) close(fd);
-      const msg = JSON.parse(new TextDecoder().decode(m.data)) as AgentReply | AgentEvent;
-      if ("event" in msg) this.pending.push(msg);
+      // A reply nobody waits for any more (its request failed on our side): its fds have no owner.
+      if (this.sort(m)) for (const fd of m.fds) close(fd);
     }
     return this.pending.splice(0);
   }
