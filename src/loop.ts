@@ -19,6 +19,7 @@ import { Errno, SyscallError } from "./syscalls/errno.ts";
 import { close } from "./syscalls/io.ts";
 import { log, rateLimited } from "./log.ts";
 import { PollWindow } from "./loop_poll.ts";
+import { schedYield } from "./syscalls/process.ts";
 import { readdirSync, readlinkSync } from "node:fs";
 
 /** Handles one event: the fd and payload decoded from its epoll_ref, the event mask, and the wake-up time. */
@@ -165,7 +166,7 @@ export class EventLoop {
     let n = 0;
     if (bound > 0) {
       const pollUntil = Math.min(idleFrom + this.poll.ms, deadline);
-      while (performance.now() < pollUntil && (n = epollWait(this.epfd, this.events, 0)) === 0);
+      while (performance.now() < pollUntil && (n = epollWait(this.epfd, this.events, 0)) === 0) schedYield();
     }
     if (n === 0) {
       const left = deadline - performance.now();

@@ -11,7 +11,9 @@
  * a longer window would have caught it, so the window grows (doubling from a start value); one that outlasted
  * the largest window, or ended without an event, means polling was wasted, so the window halves, down to zero.
  * An idle process thus polls at most a few windows' worth before it blocks outright, and a busy one never polls:
- * it always has events.
+ * it always has events. Between polls the loop yields the CPU (sched_yield): when the peers it waits for are
+ * runnable on the same CPU, as under connection churn on two cores, they run first instead of waiting for the
+ * window to end; with nothing else runnable the yield returns at once.
  */
 
 /** Largest poll window (ms): 100 µs covers a request/response exchange through the host's kernel. */

@@ -65,6 +65,7 @@ const SIGNATURES = {
   unshare: { args: ["i32"], returns: "i32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   getpid: { args: [], returns: "i32" },
+  sched_yield: { args: [], returns: "i32" },
   getuid: { args: [], returns: "u32" },
   getgid: { args: [], returns: "u32" },
   if_nametoindex: { args: ["ptr"], returns: "u32" },

@@ -32,6 +32,11 @@ export function getpid(): number {
   return libc.getpid();
 }
 
+/** Lets other runnable threads on this CPU run first (returns at once when there are none). */
+export function schedYield(): void {
+  libc.sched_yield();
+}
+
 /** The real user ID. */
 export function getuid(): number {
   return libc.getuid();
