@@ -184,6 +184,32 @@ describe("TCP from the guest", () => {
     });
   });
 
+  test("a guest that acknowledges within the grace costs no timer fd; a silent one has its timer milliseconds later", () => {
+    withTcp((env) => {
+      const { link, send, spin } = env;
+      const { lfd, conn, isn } = established(env, 40030, 7012, 7000);
+      const t = flows();
+      let f = -1;
+      t.forEachActive((x) => (f = x));
+      const msg = new TextEncoder().encode("ping");
+      const dataOut = () => link.take().map(parse).some((x) => x.payload > 0);
+      expect(writeBytes(conn, msg)).toBe(msg.length);
+      spin(dataOut);
+      send(segment(40030, 7012, 7001, isn + 1 + msg.length, TCP_ACK));
+      for (let i = 0; i < 5; i++) env.loop.runOnce(5);
+      expect(t.timer[f]).toBe(-1);
+      // Unacknowledged: the timer exists within a few milliseconds, without any other event.
+      expect(writeBytes(conn, msg)).toBe(msg.length);
+      spin(dataOut);
+      const t0 = performance.now();
+      for (let i = 0; i < 5 && t.timer[f] < 0; i++) env.loop.runOnce(1000);
+      expect(t.timer[f]).toBeGreaterThanOrEqual(0);
+      expect(performance.now() - t0).toBeLessThan(50);
+      close(conn);
+      close(lfd);
+    });
+  });
+
   test("the host closes first: the guest's last FIN is still acknowledged", () => {
     withTcp(({ link, send, spin, tcp }) => {
       const lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -31,7 +31,7 @@ import { logEnabled, rateLimited } from "../log.ts";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../wire/tcp.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FlowType, INISIDE, Pif, TGTSIDE, type FlowTable, type Side } from "./flow.ts";
-import { FlowQueue, INACTIVITY_MS, isV4, MAX_WINDOW, rtoMs, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill, type TcpStats } from "./tcp_conn.ts";
+import { FlowQueue, INACTIVITY_MS, isV4, MAX_WINDOW, mssForMtu, rtoMs, seqAdd, seqLe, seqLt, seqSub, TCP_MAX_RETRIES, TcpConns, TcpSpill, type TcpStats } from "./tcp_conn.ts";
 import { TCP_SUPER_FRAME_PAYLOAD, TcpTapOut } from "./tcp_out.ts";
 import { TcpAcks } from "./tcp_ack.ts";
 import { TcpSockIo } from "./tcp_sockio.ts";
@@ -43,6 +43,8 @@ const SPILL_SIZE = 512 << 10;
 const SPILL_BUFFERS = 32;
 /** Tap-side keepalive interval. */
 const KEEPALIVE_MS = 30_000;
+/** How long a connection waits for an acknowledgment before its retransmission timer is armed. */
+const ARM_GRACE_MS = 2;
 
 const resetLog = rateLimited("tcp: reset");
 
@@ -64,8 +66,12 @@ export class TcpFlows {
   private readonly progress: Float64Array;
   /** Timer armed, by flow. */
   private readonly armed: Uint8Array;
-  /** Flows whose timer is to be armed after this cycle's output. */
+  /** Flows that began waiting for an acknowledgment this cycle, and those still waiting from earlier cycles. */
   private readonly toArm: FlowQueue;
+  private readonly waiting: FlowQueue;
+  private readonly wait = (f: number): void => this.waiting.add(f);
+  /** The current cycle's wake-up time, when timers are armed. */
+  private cycle = 0;
   /** ACKs owed to the guest. */
   private readonly acks: TcpAcks;
   private now = 0;
@@ -81,6 +87,7 @@ export class TcpFlows {
     this.progress = new Float64Array(t.capacity);
     this.armed = new Uint8Array(t.capacity);
     this.toArm = new FlowQueue(t.capacity);
+    this.waiting = new FlowQueue(t.capacity);
     this.acks = new TcpAcks(t, this.c, loop, {
       updateWindow: (f, forced) => this.updateWindow(f, forced),
       sendAck: (f) => this.out.flags(f, this.tapSide(f), TCP_ACK),
@@ -92,7 +99,7 @@ export class TcpFlows {
     loop.on(EpollType.TCP, (_fd, payload, events, now) => this.sockEvent(sidxFlow(payload), events, now));
     loop.on(EpollType.TCP_TIMER, (_fd, payload, _events, now) => this.timerEvent(payload, now));
     loop.onFlush((now) => this.flushAcks(now));
-    loop.afterFlush(() => this.armQueuedTimers());
+    loop.afterFlush((now) => this.armQueuedTimers(loop, now));
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 
@@ -102,10 +109,9 @@ export class TcpFlows {
    */
   keepalive(now: number): void {
     const t = this.t;
-    const c = this.c;
     t.forEachActive((f) => {
       if (t.type[f] !== FlowType.TCP || !(t.events[f] & TcpEvent.ESTABLISHED) || now - t.lastActive[f] < KEEPALIVE_MS) return;
-      this.out.segment(f, this.tapSide(f), TCP_ACK, seqAdd(c.seqToTap[f], -1), null, 0, 0);
+      this.out.segment(f, this.tapSide(f), TCP_ACK, seqAdd(this.c.seqToTap[f], -1), null, 0, 0);
     });
   }
 
@@ -119,11 +125,9 @@ export class TcpFlows {
     return this.t.fd[2 * f + (1 - this.tapSide(f))];
   }
 
-  /** The most payload per segment toward the guest for our MTU: MTU less headers, in whole pages above one page. */
+  /** The most payload per segment toward the guest for our MTU. */
   ourMss(v4: boolean): number {
-    const mtu = this.nc.mtu > 0 ? this.nc.mtu : 65520;
-    const mss = mtu - (v4 ? 40 : 60);
-    return mss > 4096 ? mss - (mss % 4096) : mss;
+    return mssForMtu(this.nc.mtu > 0 ? this.nc.mtu : 65520, v4);
   }
 
   /** Registers the socket with the events its state calls for. */
@@ -141,7 +145,7 @@ export class TcpFlows {
     if ((before ^ after) & TcpFlag.SOCK_OUT_WAIT) this.epoll(f);
     if (after & TcpFlag.ACK_FROM_TAP_DUE && !(before & TcpFlag.ACK_FROM_TAP_DUE)) {
       this.progress[f] = this.now;
-      // Armed once this cycle's frames are out: a timer's syscalls do not delay the SYN or data that needs it.
+      // Armed after this cycle's frames are out, and only if still waiting a cycle later (armQueuedTimers).
       if (!this.armed[f]) this.toArm.add(f);
     }
   }
@@ -456,15 +460,23 @@ export class TcpFlows {
 
   // --- timers and closing ------------------------------------------------------------------------------------
 
-  /** Arms the timers that became due this cycle, for connections that still wait for an acknowledgment. */
-  armQueuedTimers(): void {
-    this.toArm.drain(this.armIfDue);
+  /**
+   * Arms the timers of connections waiting for an acknowledgment for ARM_GRACE_MS without progress: the grace
+   * lets a short connection finish without a timer fd (four syscalls), as guests answer within microseconds.
+   */
+  armQueuedTimers(loop: EventLoop, now: number): void {
+    this.cycle = now;
+    this.waiting.drain(this.armIfDue);
+    this.toArm.drain(this.wait);
+    if (!this.waiting.empty) loop.wakeBy(now + ARM_GRACE_MS);
   }
 
-  /** Arms a queued flow's timer if it still waits for an acknowledgment (one closure, not one per cycle). */
+  /** Arms a waiting flow's timer if it still waits, and made no progress within the grace (else: waits on). */
   private readonly armIfDue = (f: number): void => {
     const t = this.t;
-    if (t.type[f] === FlowType.TCP && t.events[f] !== TcpEvent.CLOSED && t.flags[f] & TcpFlag.ACK_FROM_TAP_DUE) this.arm(f);
+    if (t.type[f] !== FlowType.TCP || t.events[f] === TcpEvent.CLOSED || !(t.flags[f] & TcpFlag.ACK_FROM_TAP_DUE)) return;
+    if (this.cycle - this.progress[f] < ARM_GRACE_MS) this.toArm.add(f);
+    else this.arm(f);
   };
 
   /** Arms the connection's timer for its retransmission timeout. */

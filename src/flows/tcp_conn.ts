@@ -49,6 +49,11 @@ export class FlowQueue {
     this.list[this.count++] = f;
   }
 
+  /** True when no flow is listed. */
+  get empty(): boolean {
+    return this.count === 0;
+  }
+
   /** Calls fn for each listed flow, in order, and empties the queue. */
   drain(fn: (f: number) => void): void {
     for (let i = 0; i < this.count; i++) {
@@ -207,4 +212,10 @@ export interface TcpStats {
 /** True when the flow's side ts is IPv4. */
 export function isV4(t: FlowTable, f: number, ts: Side): boolean {
   return inanyIsV4(t.addrBytes, t.addrOffset(f, ts));
+}
+
+/** The most payload per segment for an MTU: the MTU less IP and TCP headers, in whole pages above one page. */
+export function mssForMtu(mtu: number, v4: boolean): number {
+  const mss = mtu - (v4 ? 40 : 60);
+  return mss > 4096 ? mss - (mss % 4096) : mss;
 }
