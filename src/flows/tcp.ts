@@ -12,8 +12,9 @@
  * to a bounded spill buffer instead of being dropped (pasta's weak spot, tcp.md §12).
  *
  * Connection state is a set of event bits (TcpEvent) and condition flags (TcpFlag); the socket's epoll events
- * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), armed
- * lazily: acknowledgments only record progress, and an expiry that finds recent progress re-arms for the rest.
+ * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), made
+ * only once the guest leaves data unacknowledged for 2 ms, and armed lazily: acknowledgments only record
+ * progress, and an expiry that finds recent progress re-arms for the rest.
  * Acknowledgments to the guest are batched per loop cycle, and small ones briefly delayed for a reply to carry
  * them (tcp_ack.ts). Closed connections are freed by the flow table at the end of the cycle.
  */
@@ -103,10 +104,7 @@ export class TcpFlows {
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 
-  /**
-   * Every 30 s, an ACK one byte behind to each established connection the guest was silent on: a guest that
-   * forgot the connection answers with a RST, which closes it here too (tcp.md §7).
-   */
+  /** Every 30 s, an ACK one byte behind to connections the guest was silent on: RST if it forgot (tcp.md §7). */
   keepalive(now: number): void {
     const t = this.t;
     t.forEachActive((f) => {
