@@ -214,7 +214,7 @@ function largeLoopbackSegments(nl: Netlink, lo: LinkInfo): void {
   try {
     nl.setGsoMaxSize(lo.index, size);
   } catch (e) {
-    log.debug(`loopback keeps ${lo.gsoMaxSize}-byte packets: ${(e as Error).message}`);
+    log.debug(`loopback keeps its packet size: ${(e as Error).message}`);
   }
 }
 

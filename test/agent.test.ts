@@ -73,6 +73,14 @@ describe("namespace agent", () => {
       expect(got[1]).toBeArrayOfSize(2);
       expect(got[2]).toBeInstanceOf(AgentError);
       expect((got[2] as Error).message).toContain("open");
+      // A callback that throws does not become the failure of the request that was waiting meanwhile.
+      agent.socketsAsync(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, 1, (r) => {
+        if (Array.isArray(r)) r.forEach((fd) => close(fd));
+        throw new Error("callback failed");
+      });
+      const s2 = agent.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      expect(s2).toBeGreaterThan(2);
+      close(s2);
       for (const fd of [s, ...(got[0] as number[]), ...(got[1] as number[])]) {
         bind(fd, { family: "ipv4", address: "0.0.0.0", port: 0 });
         close(fd);

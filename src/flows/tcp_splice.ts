@@ -151,7 +151,7 @@ export class TcpSplice {
       while (this.pipeSize > PIPE_SIZE_DEFAULT && fcntl(this.pipeW[i], F_SETPIPE_SZ, this.pipeSize) < 0) this.pipeSize >>= 1;
     }
     t.events[f] = SpliceEvent.ESTABLISHED;
-    this.epoll(f);
+    if (!this.epoll(f)) return;
     this.forward(f, INISIDE);
     this.forward(f, TGTSIDE);
   }
@@ -209,9 +209,11 @@ export class TcpSplice {
     if (t.events[f] !== before) this.epoll(f);
   }
 
-  private epoll(f: number): void {
-    flowEpollSet(EpollType.TCP_SPLICE, f, INISIDE);
-    flowEpollSet(EpollType.TCP_SPLICE, f, TGTSIDE);
+  /** Sets both sides' events; false after a reset if epoll refused (ENOSPC, ENOMEM): a side left out would hang. */
+  private epoll(f: number): boolean {
+    const r = flowEpollSet(EpollType.TCP_SPLICE, f, INISIDE) || flowEpollSet(EpollType.TCP_SPLICE, f, TGTSIDE);
+    if (r < 0) this.reset(f, `epoll: errno ${-r}`);
+    return r >= 0;
   }
 
   /** Resets both sockets (RST to both peers). */

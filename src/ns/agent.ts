@@ -9,6 +9,7 @@ import { recvWithFds, sendWithFds, type FdMessage } from "../syscalls/fdpass.ts"
 import { close } from "../syscalls/io.ts";
 import { setsockoptBytes, socketpair } from "../syscalls/socket.ts";
 import { AGENT_ARG, type AgentEvent, type AgentReply, type AgentRequest, type AgentSpec } from "./agent_protocol.ts";
+import { log } from "../log.ts";
 
 const SO_RCVTIMEO = 20;
 /** How long orzo waits for the agent to answer, at most. */
@@ -144,7 +145,12 @@ export class NamespaceAgent {
       const waiter = this.awaiting.get(msg.id);
       if (!waiter) return msg;
       this.awaiting.delete(msg.id);
-      waiter.done(msg.ok ? m.fds : new AgentError(`${waiter.op}: ${msg.error}`));
+      // The callback may run inside another caller's request(): its failure must not become that caller's.
+      try {
+        waiter.done(msg.ok ? m.fds : new AgentError(`${waiter.op}: ${msg.error}`));
+      } catch (e) {
+        log.error(`namespace agent: handling the reply to ${waiter.op}: ${(e as Error).message}`);
+      }
       return undefined;
     }
     for (const fd of m.fds) close(fd);
