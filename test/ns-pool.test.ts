@@ -37,6 +37,14 @@ class FakeAgent {
 
 const isOpen = (fd: number) => fcntl(fd, F_GETFD, 0) >= 0;
 
+/** A pool taken from until it is below its low mark: one background refill asked for, not delivered yet. */
+function belowLowMark() {
+  const agent = new FakeAgent();
+  const pool = new NsSocketPool(agent, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const taken = Array.from({ length: NS_POOL_BATCH - NS_POOL_LOW + 1 }, () => pool.take(true));
+  return { agent, pool, taken };
+}
+
 describe("namespace socket pool", () => {
   test("waits for the agent only when empty; refills in the background below the low mark, one request at a time", () => {
     const agent = new FakeAgent();
@@ -66,9 +74,7 @@ describe("namespace socket pool", () => {
   });
 
   test("a failed refill is asked again; an agent that cannot answer gives -1, not an exception", () => {
-    const agent = new FakeAgent();
-    const pool = new NsSocketPool(agent, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const taken = Array.from({ length: NS_POOL_BATCH - NS_POOL_LOW + 1 }, () => pool.take(true));
+    const { agent, pool, taken } = belowLowMark();
     agent.fail = true;
     agent.deliver();
     taken.push(pool.take(true));
@@ -82,9 +88,7 @@ describe("namespace socket pool", () => {
   });
 
   test("closing closes what the pool holds and what arrives afterwards", () => {
-    const agent = new FakeAgent();
-    const pool = new NsSocketPool(agent, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const taken = Array.from({ length: NS_POOL_BATCH - NS_POOL_LOW + 1 }, () => pool.take(true));
+    const { agent, pool, taken } = belowLowMark();
     expect(agent.later).toHaveLength(1);
     const held = agent.made.filter((fd) => !taken.includes(fd));
     expect(held.length).toBe(NS_POOL_LOW - 1);

@@ -5,8 +5,8 @@
  * Each pool (one per IP version) asks the agent for a batch in the background when it runs low, and the batch
  * arrives through the loop like any other agent message: under connection churn the pool never runs dry, and the
  * loop never blocks on the agent (a blocked loop stalls every flow; a synchronous refill under load cost 20 µs
- * per connection on average under strace, milliseconds at worst, while the agent waited for a CPU). Only an empty pool, at the
- * start or after a failed refill, still waits for the agent.
+ * per connection on average under strace, milliseconds at worst, while the agent waited for a CPU). Only an
+ * empty pool, at the start or after a failed refill, still waits for the agent.
  */
 import { AF_INET, AF_INET6 } from "../syscalls/constants.ts";
 import { close } from "../syscalls/io.ts";

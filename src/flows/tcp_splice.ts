@@ -58,7 +58,7 @@ export class TcpSplice {
   /** The largest pipe size the kernel granted lately: what is asked for next, and the most a splice asks for. */
   private pipeSize = PIPE_SIZE_MAX;
 
-  constructor(loop: EventLoop, private readonly io: TcpSockIo, private readonly ns: NamespaceSockets | undefined) {
+  constructor(loop: EventLoop, private readonly io: TcpSockIo, ns: NamespaceSockets | undefined) {
     const t = (this.t = flows());
     this.pool = ns && new NsSocketPool(ns, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     this.pipeR = new Int32Array(2 * t.capacity);
@@ -73,7 +73,7 @@ export class TcpSplice {
 
   /** True when spliced connections into the namespace are possible (pasta with an agent). */
   get toNamespace(): boolean {
-    return this.ns !== undefined;
+    return this.pool !== undefined;
   }
 
   /**

@@ -12,7 +12,7 @@
  * they are, in recvmmsg/sendmmsg batches over the same buffers: nothing is rebuilt, nothing is copied.
  *
  * Namespace sockets come from a pool the namespace agent refills in the background (ns_pool.ts), so a new flow
- * does not wait for a round trip to it; they get the options of every UDP socket of orzo when they are taken from the pool.
+ * does not wait for a round trip to it; they get the options of every UDP socket of orzo when taken from it.
  */
 import type { NetConf } from "../netconf.ts";
 import { IPPROTO_UDP } from "../syscalls/constants.ts";
