@@ -21,11 +21,14 @@ import { Netlink } from "./ns/netlink.ts";
 import { readResolvConf } from "./resolv.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { PasstStream } from "./tap/passt_stream.ts";
+import { LinkCapture, openPcapFile } from "./tap/pcap.ts";
 
 /** Runs passt mode to the end; returns the exit status. */
 export async function runPasst(config: Config, argv: readonly string[]): Promise<number> {
   const fds = config.socketFd === undefined ? [] : [config.socketFd];
   if (!config.foreground && !isBackgroundChild()) return handOffToBackground(argv, fds);
+  // Before anything is started: a capture file orzo cannot write is an error at once.
+  const pcapFd = config.pcapFile === undefined ? undefined : openPcapFile(config.pcapFile);
 
   const hostNl = new Netlink();
   const host = hostNl.hostAddressing(templateInterfaces(config));
@@ -35,7 +38,8 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
   const ingress = new L2Ingress(netconf);
-  const stream = new PasstStream(loop, ingress, {
+  const capture = pcapFd === undefined ? undefined : new LinkCapture(loop, pcapFd);
+  const stream = new PasstStream(loop, capture?.sink(ingress) ?? ingress, {
     onConnect: (now) => ingress.announce(now),
     onDisconnect: (reason) => {
       if (config.oneOff) {
@@ -44,6 +48,7 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
       } else log.info(`passt: ${reason}: waiting for the next guest`);
     },
   });
+  capture?.link(stream);
   try {
     // No guest yet: the initial solicitations go out when one connects.
     ingress.attach(loop, stream, false);

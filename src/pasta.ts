@@ -27,6 +27,7 @@ import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O
 import { getgid, getuid, ioctlInt } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
+import { LinkCapture, openPcapFile } from "./tap/pcap.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
 import { TcpSplice } from "./flows/tcp_splice.ts";
 import { UdpListeners } from "./flows/udp_listen.ts";
@@ -44,6 +45,8 @@ const EXIT_DRAIN_MS = 2000;
 export async function runPasta(config: Config, argv: readonly string[]): Promise<number> {
   const attaching = config.command.length === 0;
   if (attaching && !config.foreground && !isBackgroundChild()) return handOffToBackground(argv);
+  // Before anything is started: a capture file orzo cannot write is an error at once.
+  const pcapFd = config.pcapFile === undefined ? undefined : openPcapFile(config.pcapFile);
 
   // The agent process takes longest to start: what needs only the host goes on meanwhile.
   const launched = NamespaceAgent.launch(agentSpec(config), attaching ? "ignore" : "inherit");
@@ -69,10 +72,12 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   if (config.configNet) configureNamespace(config, nsNl, hostNl, ifindex, netconf, host);
   hostNl.close();
 
-  const tap = new PastaTap(loop, tapFd, ingress, (reason) => {
+  const capture = pcapFd === undefined ? undefined : new LinkCapture(loop, pcapFd);
+  const tap = new PastaTap(loop, tapFd, capture?.sink(ingress) ?? ingress, (reason) => {
     log.error(reason);
     loop.stop(1);
   }, true, offload);
+  capture?.link(tap);
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
   ingress.attach(loop, tap, config.configNet);
   const splice = new TcpSplice(loop, ingress.tcp!.io, agent);

@@ -84,6 +84,7 @@ export const O_WRONLY = 1;
 export const O_RDWR = 2;
 export const O_CREAT = 0x40;
 export const O_TRUNC = 0x200;
+export const O_APPEND = 0x400;
 export const O_NONBLOCK = 0x800;
 export const O_CLOEXEC = 0x80000;
 export const F_GETFD = 1;

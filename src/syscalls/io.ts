@@ -105,6 +105,11 @@ export function open(path: string, flags: number, mode = 0): number {
   return check("open", libc.open(encodeCString(path), flags, mode), path);
 }
 
+/** ftruncate(2) to len bytes (below 2^53); returns 0 or -errno. */
+export function ftruncate(fd: number, len: number): number {
+  return ret(libc.ftruncate(fd, len));
+}
+
 /** open(2) that reports failure as a negative errno (for probing paths that may be gone). */
 export function tryOpen(path: string, flags: number, mode = 0): number {
   return ret(libc.open(encodeCString(path), flags, mode));

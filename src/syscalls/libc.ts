@@ -48,6 +48,7 @@ const SIGNATURES = {
   close: { args: ["i32"], returns: "i32" },
   memmove: { args: ["ptr", "ptr", "u64"], returns: "ptr" },
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
+  ftruncate: { args: ["i32", "u64"], returns: "i32" },
   // event sources
   epoll_create1: { args: ["i32"], returns: "i32" },
   epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },

@@ -35,6 +35,12 @@ export interface LinkStats {
   outDropped: number;
 }
 
+/**
+ * Shown each batch of frames to the guest just before the link writes it: frame i is lens[i] bytes at
+ * addr + offs[i], for i below count.
+ */
+export type OutputObserver = (addr: number, offs: Int32Array, lens: Int32Array, count: number) => void;
+
 /** A queue of outgoing frames in one preallocated arena, each preceded by the link's own headroom. */
 export abstract class Link {
   /** The output arena: frames are built here. */
@@ -108,6 +114,19 @@ export abstract class Link {
     if (this.queued > 0) this.writeQueued();
     this.queued = 0;
     this.used = 0;
+  }
+
+  /**
+   * Shows every batch written while a guest is connected to observe first (the pcap capture). It wraps this one
+   * instance's flush, which reserve() calls too when the arena fills, so nothing escapes it; a link nobody
+   * observes keeps the plain flush and pays nothing.
+   */
+  observeOutput(observe: OutputObserver): void {
+    const plain = this.flush;
+    this.flush = () => {
+      if (this.queued > 0 && this.connected) observe(this.out.addr + this.headroom, this.queuedOff, this.queuedLen, this.queued);
+      plain.call(this);
+    };
   }
 
   /** True when frames can reach a guest (passt: a client is connected). */
