@@ -8,23 +8,23 @@
  * Tools that wait for the PID file, or for orzo to return, thus never see a half-ready orzo. If the background
  * process fails first, the foreground one exits with its status (its error already went to the shared stderr).
  */
-import { writeFileSync } from "node:fs";
 import { F_SETFD, FD_CLOEXEC, O_CLOEXEC, O_RDWR } from "./syscalls/constants.ts";
 import { close, fcntl, open, pipe2, readBytes, writeBytes } from "./syscalls/io.ts";
 import { dup2, setsid } from "./syscalls/process.ts";
-import { orzoCommand } from "./ns/agent.ts";
+import { orzoCommand } from "./isolation/self.ts";
 
 /** Environment variable that tells the background process which fd reports readiness. */
 const READY_FD_ENV = "ORZO_READY_FD";
 const FIRST_FREE_FD = 3;
 
-/** Writes the PID file (mode 0600): call only once ready. */
-export function writePidFile(path: string, pid = process.pid): void {
-  writeFileSync(path, `${pid}\n`, { mode: 0o600 });
+/** Writes the PID file that stage 1 opened (and truncated), then closes it: call only once ready. */
+export function writePidFile(fd: number, pid = process.pid): void {
+  writeBytes(fd, new TextEncoder().encode(`${pid}\n`));
+  close(fd);
 }
 
 /** The readiness fd this process was started with, or -1 when it is not the background half of a hand-off. */
-function readyFd(): number {
+export function readyFdFromEnv(): number {
   const text = process.env[READY_FD_ENV];
   const fd = text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : -1;
   return fd >= FIRST_FREE_FD ? fd : -1;
@@ -32,7 +32,7 @@ function readyFd(): number {
 
 /** True when this process is the background half of a hand-off; keeps the readiness fd from its children. */
 export function isBackgroundChild(): boolean {
-  const fd = readyFd();
+  const fd = readyFdFromEnv();
   if (fd < 0) return false;
   fcntl(fd, F_SETFD, FD_CLOEXEC);
   return true;
@@ -69,7 +69,7 @@ export async function handOffToBackground(args: readonly string[], passFds: read
 
 /** The background half, once ready: detach from the session and terminal, and release the waiting parent. */
 export function reportReady(): void {
-  const ready = readyFd();
+  const ready = readyFdFromEnv();
   if (ready < 0) return;
   setsid();
   const devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -14,6 +14,8 @@ export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
 export interface LogSettings {
   readonly logLevel: LogLevel;
   readonly logFile?: string;
+  /** The log file already open (stage 2 gets it from stage 1, which could still open it): used instead of logFile. */
+  readonly logFd?: number;
 }
 
 /** A monotonic clock in milliseconds; injectable so tests need not sleep. */
@@ -37,7 +39,7 @@ export function writeAll(fd: number, text: string): void {
 }
 
 /**
- * util.format, loaded on first use: importing node:util starts Bun threads, and the namespace agent must be
+ * util.format, loaded on first use: importing node:util starts Bun threads, and the namespace thread must be
  * single-threaded until it has entered its user namespace.
  */
 function format(...args: unknown[]): string {
@@ -66,7 +68,7 @@ let level: number = LogLevels.info;
 
 /**
  * The consola instance, made on first use: making it touches process.stdout, which starts Bun's I/O threads,
- * and the namespace agent must still be single-threaded when it enters a user namespace.
+ * and the namespace thread must still be single-threaded when it enters a user namespace.
  */
 function consola(): ConsolaInstance {
   instance ??= createConsola({
@@ -110,11 +112,12 @@ export function logEnabled(level: LogLevel): boolean {
  */
 export function setupLogging(settings: LogSettings, now: Clock = monotonicMs): void {
   clock = now;
-  if (logFd !== undefined) {
+  if (logFd !== undefined && logFd !== settings.logFd) {
     closeSync(logFd);
     logFd = undefined;
   }
-  if (settings.logFile !== undefined) {
+  if (settings.logFd !== undefined) logFd = settings.logFd;
+  else if (settings.logFile !== undefined) {
     try {
       logFd = openSync(settings.logFile, "w", 0o600);
     } catch (e) {
@@ -124,6 +127,11 @@ export function setupLogging(settings: LogSettings, now: Clock = monotonicMs): v
   }
   if (instance) instance.setReporters([logFd === undefined ? stderrReporter : fileReporter]);
   log.level = LogLevels[settings.logLevel];
+}
+
+/** The open log file's fd, if logging goes to one (stage 1 hands it to stage 2). */
+export function logFileFd(): number | undefined {
+  return logFd;
 }
 
 type Print = (...args: unknown[]) => void;

@@ -258,7 +258,11 @@ export class EventLoop {
     if (r < 0) throw new SyscallError("epoll_ctl", -r, `fd ${fd}`);
   }
 
-  private installSignals(): void {
+  /**
+   * Makes SIGTERM and SIGINT stop the loop (run() does it too): call it before the filesystem view is taken
+   * away, since finding Bun's own epoll instance reads /proc/self/fd.
+   */
+  installSignals(): void {
     if (this.signalsInstalled) return;
     this.signalsInstalled = true;
     this.watchRuntimeLoop();

@@ -1,22 +1,13 @@
 /**
- * Entry point. The namespace agent role must enter its namespaces while the process is still single-threaded,
- * so this file imports nothing statically: the agent loads only what entering needs, orzo proper loads the rest.
- * Both exit explicitly once done, so that a finished subprocess or a signal handler cannot keep them around.
+ * Entry point. Nothing is imported statically, so that a start that only prints help or exits with an error,
+ * and stage 1 of an instance, load no more than they need. The process exits explicitly once done, so that a
+ * finished child or a pending handle cannot keep it around.
  * No top-level await: the executable is built as CommonJS bytecode (build.ts), which has none.
  */
 export {};
 
-const AGENT_ARG = "__ns-agent";
-
-/** Runs the role the arguments ask for; resolves to the exit status. */
+/** Runs orzo for the command line; resolves to the exit status. */
 async function start(args: string[]): Promise<number> {
-  if (args[0] === AGENT_ARG) {
-    // require, not import(): awaiting would run Bun's event loop, which starts threads.
-    const { enterFromArgument } = require("./ns/agent_enter.ts") as typeof import("./ns/agent_enter.ts");
-    if (!enterFromArgument(args[1])) return 1;
-    const { runAgent } = require("./ns/agent_process.ts") as typeof import("./ns/agent_process.ts");
-    return await runAgent();
-  }
   const { main } = require("./run.ts") as typeof import("./run.ts");
   const { invokedProgram } = require("./cli/config.ts") as typeof import("./cli/config.ts");
   return await main(invokedProgram(), args);

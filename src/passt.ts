@@ -13,7 +13,9 @@ import { flowTableInit } from "./flows/epoll.ts";
 import { Pif } from "./flows/flow.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
 import { UdpListeners } from "./flows/udp_listen.ts";
-import { handOffToBackground, isBackgroundChild, reportReady, writePidFile } from "./lifecycle.ts";
+import { reportReady, writePidFile } from "./lifecycle.ts";
+import type { Stage2State } from "./isolation/stage2_state.ts";
+import { confine } from "./isolation/sandbox.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
 import { resolveNetConf, templateInterfaces } from "./netconf.ts";
@@ -21,14 +23,10 @@ import { Netlink } from "./ns/netlink.ts";
 import { readResolvConf } from "./resolv.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { PasstStream } from "./tap/passt_stream.ts";
-import { LinkCapture, openPcapFile } from "./tap/pcap.ts";
+import { LinkCapture } from "./tap/pcap.ts";
 
 /** Runs passt mode to the end; returns the exit status. */
-export async function runPasst(config: Config, argv: readonly string[]): Promise<number> {
-  const fds = config.socketFd === undefined ? [] : [config.socketFd];
-  if (!config.foreground && !isBackgroundChild()) return handOffToBackground(argv, fds);
-  // Before anything is started: a capture file orzo cannot write is an error at once.
-  const pcapFd = config.pcapFile === undefined ? undefined : openPcapFile(config.pcapFile);
+export async function runPasst(config: Config, state: Stage2State): Promise<number> {  // Before anything is started: a capture file orzo cannot write is an error at once.
 
   const hostNl = new Netlink();
   const host = hostNl.hostAddressing(templateInterfaces(config));
@@ -38,7 +36,7 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
   const ingress = new L2Ingress(netconf);
-  const capture = pcapFd === undefined ? undefined : new LinkCapture(loop, pcapFd);
+  const capture = state.pcapFd === undefined ? undefined : new LinkCapture(loop, state.pcapFd);
   const stream = new PasstStream(loop, capture?.sink(ingress) ?? ingress, {
     onConnect: (now) => ingress.announce(now),
     onDisconnect: (reason) => {
@@ -67,13 +65,17 @@ export async function runPasst(config: Config, argv: readonly string[]): Promise
     loop.every(1000, (now) => flows.defer(now, true));
     if (config.socketFd !== undefined) stream.adopt(config.socketFd, performance.now());
     else {
-      const path = stream.listen(config.socketPath);
+      if (state.listenFd === undefined || state.socketPath === undefined || state.socketDirFd === undefined) throw new Error("internal: stage 2 of passt without its socket");
+      const path = state.socketPath;
+      stream.adoptListener(state.listenFd, path, state.socketDirFd);
       log.info(`passt: listening on ${path}; qemu 7.2 or later connects with:`);
       log.info(`    -device virtio-net-pci,netdev=s -netdev stream,id=s,server=off,addr.type=unix,addr.path=${path}`);
       stream.startListening();
     }
-    if (config.pidFile) writePidFile(config.pidFile);
+    if (state.pidFileFd !== undefined) writePidFile(state.pidFileFd);
     reportReady();
+    loop.installSignals();
+    confine("passt");
     const status = await loop.run();
     log.debug(`link ${JSON.stringify(stream.stats)}, stream ${JSON.stringify(stream.streamStats)}, ingress ${JSON.stringify(ingress.drops)}`);
     log.debug(`exiting with status ${status}`);

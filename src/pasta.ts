@@ -2,15 +2,16 @@
  * pasta mode: a tap device in a network namespace (new, or joined by PID or path), the L2 services and flows
  * behind it, and the user's command running inside.
  *
- * Start-up order matters to the tools that drive pasta: everything that can fail (host addressing, the agent
- * entering the namespaces, the tap, --config-net) happens before readiness is announced; the PID file is
- * written and the command started only once the namespace is usable. With a command, orzo stays in the
+ * Start-up order matters to the tools that drive pasta: everything that can fail (host addressing, the namespace
+ * thread entering the target namespace, the tap, --config-net) happens before readiness is announced; the PID
+ * file is written and the command (held back in its namespaces by its launcher) let go only once the namespace
+ * is usable. With a command, orzo stays in the
  * foreground and exits with the command's status; attached to an existing namespace, it goes to the background
  * once ready (unless -f) and exits when the namespace goes away.
  */
 import { EpollType } from "./epoll_ref.ts";
 import { flowTableInit } from "./flows/epoll.ts";
-import { handOffToBackground, isBackgroundChild, reportReady, writePidFile } from "./lifecycle.ts";
+import { reportReady, writePidFile } from "./lifecycle.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
 import { namespaceIfname, resolveNetConf, templateInterfaces, type HostAddressing, type NetConf } from "./netconf.ts";
@@ -18,16 +19,18 @@ import type { Config } from "./cli/config.ts";
 import { parseMacText } from "./cli/values.ts";
 import { readResolvConf } from "./resolv.ts";
 import { inanyToText } from "./wire/inany.ts";
-import { NamespaceAgent } from "./ns/agent.ts";
-import type { AgentSpec } from "./ns/agent_protocol.ts";
+import { NamespaceThread } from "./ns/ns_thread.ts";
+import { namespaceHostname } from "./isolation/chain.ts";
+import type { Stage2State } from "./isolation/stage2_state.ts";
+import { confine } from "./isolation/sandbox.ts";
 import { Netlink } from "./ns/netlink.ts";
 import type { LinkInfo } from "./ns/netlink-records.ts";
 import { watchNamespace } from "./ns/nsquit.ts";
 import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETOFFLOAD } from "./syscalls/constants.ts";
-import { getgid, getuid, ioctlInt } from "./syscalls/process.ts";
+import { gethostname, ioctlInt, pidfdOpen, reapChild } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
 import { L2Ingress } from "./tap/ingress.ts";
-import { LinkCapture, openPcapFile } from "./tap/pcap.ts";
+import { LinkCapture } from "./tap/pcap.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
 import { TcpSplice } from "./flows/tcp_splice.ts";
 import { UdpListeners } from "./flows/udp_listen.ts";
@@ -35,33 +38,32 @@ import { UdpSplice } from "./flows/udp_splice.ts";
 import type { ForwardTable } from "./fwd/rules.ts";
 import { Pif } from "./flows/flow.ts";
 import { PortScanner } from "./fwd/scan.ts";
-import { open } from "./syscalls/io.ts";
-import { readlinkSync } from "node:fs";
+import { close, open, writeBytes } from "./syscalls/io.ts";
 
 /** How long connections may go on draining after the command exited. */
 const EXIT_DRAIN_MS = 2000;
 
-/** Runs pasta mode to the end; returns the exit status. */
-export async function runPasta(config: Config, argv: readonly string[]): Promise<number> {
-  const attaching = config.command.length === 0;
-  if (attaching && !config.foreground && !isBackgroundChild()) return handOffToBackground(argv);
-  // Before anything is started: a capture file orzo cannot write is an error at once.
-  const pcapFd = config.pcapFile === undefined ? undefined : openPcapFile(config.pcapFile);
-
-  // The agent process takes longest to start: what needs only the host goes on meanwhile.
-  const launched = NamespaceAgent.launch(agentSpec(config), attaching ? "ignore" : "inherit");
+/** Runs pasta mode to the end (stage 2: stage 1 went to the background and made the command's namespaces). */
+export async function runPasta(config: Config, state: Stage2State): Promise<number> {
+  const attaching = state.launcherPid === undefined;
+  if (state.netnsFd === undefined) throw new Error("internal: stage 2 of pasta without a target namespace");
+  // The namespace thread starts (a few milliseconds) while the host's addressing is read.
+  const launched = NamespaceThread.launch({
+    kind: "join", netnsFd: state.netnsFd, utsnsFd: state.utsnsFd, pingGroupRange: !attaching,
+    hostname: attaching ? undefined : namespaceHostname(config.hostname, gethostname()),
+  });
   const hostNl = new Netlink();
   const host = hostNl.hostAddressing(templateInterfaces(config));
   const netconf = resolveNetConf(config, host, readResolvConf());
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
   const ingress = new L2Ingress(netconf);
-  const agent = await launched.ready();
+  const nsThread = launched.ready();
   const ifname = namespaceIfname(config, host, netconf);
   // A vnet header on every frame lets the kernel finish TCP checksums and segmentation for us (both ways).
-  const tapFd = agent.openTap(ifname, true);
+  const tapFd = nsThread.openTap(ifname, true);
   const offload = ioctlInt(tapFd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
-  const nsNl = new Netlink({ fd: agent.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
+  const nsNl = new Netlink({ fd: nsThread.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
   const lo = nsNl.link("lo");
   nsNl.setLinkUp(lo.index);
   largeLoopbackSegments(nsNl, lo);
@@ -72,7 +74,7 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   if (config.configNet) configureNamespace(config, nsNl, hostNl, ifindex, netconf, host);
   hostNl.close();
 
-  const capture = pcapFd === undefined ? undefined : new LinkCapture(loop, pcapFd);
+  const capture = state.pcapFd === undefined ? undefined : new LinkCapture(loop, state.pcapFd);
   const tap = new PastaTap(loop, tapFd, capture?.sink(ingress) ?? ingress, (reason) => {
     log.error(reason);
     loop.stop(1);
@@ -80,21 +82,21 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   capture?.link(tap);
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
   ingress.attach(loop, tap, config.configNet);
-  const splice = new TcpSplice(loop, ingress.tcp!.io, agent);
+  const splice = new TcpSplice(loop, ingress.tcp!.io, nsThread);
   const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, {
-    freebind: config.freebind, ns: agent, splice, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo,
+    freebind: config.freebind, ns: nsThread, splice, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo,
   });
   tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
   tcpListeners.listenAll(config.forward.tcpOut, Pif.SPLICE);
   const udp = ingress.udp!;
-  const udpSplice = new UdpSplice(netconf, { ns: agent, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo });
+  const udpSplice = new UdpSplice(netconf, { ns: nsThread, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo });
   udp.splice = udpSplice;
   const udpListeners = new UdpListeners(udp, { freebind: config.freebind });
   udpListeners.listenAll(config.forward.udpIn, Pif.HOST);
   udpListeners.listenAll(config.forward.udpOut, Pif.SPLICE);
   const scanners = [
-    ...portScanners(agent, config.forward.tcpIn, config.forward.tcpOut, tcpListeners),
-    ...portScanners(agent, config.forward.udpIn, config.forward.udpOut, udpListeners, tcpListeners),
+    ...portScanners(nsThread, config.forward.tcpIn, config.forward.tcpOut, tcpListeners),
+    ...portScanners(nsThread, config.forward.udpIn, config.forward.udpOut, udpListeners, tcpListeners),
   ];
   for (const s of scanners) s.scan();
   loop.every(1000, () => {
@@ -112,37 +114,46 @@ export async function runPasta(config: Config, argv: readonly string[]): Promise
   let exitStatus = -1;
   let exitDeadline = 0;
   loop.on(EpollType.NS_AGENT, () => {
-    const events = agent.takeEvents();
-    if (events === null) {
-      log.error("the namespace agent exited");
-      loop.stop(1);
-      return;
-    }
-    for (const e of events) {
-      if (e.event !== "exit") continue;
-      log.debug(`command exited with status ${e.status}`);
-      exitStatus = e.status;
-      exitDeadline = performance.now() + EXIT_DRAIN_MS;
-    }
+    if (nsThread.takeReplies()) return;
+    log.error("the namespace thread ended");
+    loop.stop(1);
   });
+  loop.add(EpollType.NS_AGENT, nsThread.sock, 0, EPOLLIN | EPOLLRDHUP);
+  if (!attaching) {
+    const launcher = state.launcherPid!;
+    loop.on(EpollType.CHILD_EXIT, (fd) => {
+      const status = reapChild(launcher);
+      if (status < 0) return;
+      close(fd);
+      log.debug(`command exited with status ${status}`);
+      exitStatus = status;
+      exitDeadline = performance.now() + EXIT_DRAIN_MS;
+    });
+    loop.add(EpollType.CHILD_EXIT, pidfdOpen(launcher), 0, EPOLLIN);
+  }
   // Connections the command left behind still carry its last bytes: let them finish (briefly) before exiting.
   loop.onFlush((now) => {
     if (exitStatus >= 0 && (flows.count === 0 || now >= exitDeadline)) loop.stop(exitStatus);
   });
-  loop.add(EpollType.NS_AGENT, agent.sock, 0, EPOLLIN | EPOLLRDHUP);
 
   const nsPath = config.netnsPath ?? (config.targetPid !== undefined ? `/proc/${config.targetPid}/ns/net` : undefined);
   if (attaching && nsPath && !config.noNetnsQuit) watchNamespace(loop, nsPath, () => loop.stop(0));
 
-  if (config.pidFile) writePidFile(config.pidFile);
-  if (!attaching) agent.spawn(config.command, process.env as Record<string, string>);
+  if (state.pidFileFd !== undefined) writePidFile(state.pidFileFd);
+  // The command has been waiting in its namespaces for this line (isolation/chain.ts).
+  if (state.launcherGoFd !== undefined) {
+    writeBytes(state.launcherGoFd, new Uint8Array([0x0a]));
+    close(state.launcherGoFd);
+  }
   log.debug(`pasta: ${ifname} ready in the namespace`);
   reportReady();
+  loop.installSignals();
+  confine("pasta");
   const status = await loop.run();
   log.debug(`tcp ${JSON.stringify(ingress.tcp?.stats)}, to the guest ${JSON.stringify(ingress.tcp?.out.stats)}, link ${JSON.stringify(tap.stats)}`);
   log.debug(`udp ${JSON.stringify(udp.stats)}, spliced ${JSON.stringify(udpSplice.stats)}`);
   log.debug(`exiting with status ${status}`);
-  agent.close();
+  nsThread.close();
   return status;
 }
 
@@ -158,10 +169,10 @@ interface SideListeners {
  * `-U auto` (listen in the namespace for ports bound on the host). UDP scans also take listening TCP ports,
  * less those of orzo's own TCP listeners (tcp).
  */
-function portScanners(agent: NamespaceAgent, inTable: ForwardTable, outTable: ForwardTable, listeners: SideListeners, tcp?: SideListeners): PortScanner[] {
+function portScanners(nsThread: NamespaceThread, inTable: ForwardTable, outTable: ForwardTable, listeners: SideListeners, tcp?: SideListeners): PortScanner[] {
   const scanners: PortScanner[] = [];
   const sides = [
-    { table: inTable, pif: Pif.HOST, other: Pif.SPLICE, open: (path: string) => agent.open(path, O_RDONLY) },
+    { table: inTable, pif: Pif.HOST, other: Pif.SPLICE, open: (path: string) => nsThread.open(path, O_RDONLY) },
     { table: outTable, pif: Pif.SPLICE, other: Pif.HOST, open: (path: string) => open(path, O_RDONLY | O_CLOEXEC) },
   ];
   for (const { table, pif, other, open: openFile } of sides) {
@@ -193,19 +204,6 @@ function portScanners(agent: NamespaceAgent, inTable: ForwardTable, outTable: Fo
   return scanners;
 }
 
-/** How the agent gets into the namespaces: new ones (rootless: with a user namespace), or the target's. */
-function agentSpec(s: Config): AgentSpec {
-  const root = getuid() === 0;
-  if (s.command.length > 0) {
-    return { kind: "new", newUserns: root || s.netnsOnly ? undefined : { uid: getuid(), gid: getgid() } };
-  }
-  if (s.targetPid !== undefined) {
-    const userns = s.usernsPath ?? (s.netnsOnly ? undefined : `/proc/${s.targetPid}/ns/user`);
-    return { kind: "join", netnsPath: `/proc/${s.targetPid}/ns/net`, usernsPath: userns && !sameUserns(userns) ? userns : undefined };
-  }
-  return { kind: "join", netnsPath: s.netnsPath, usernsPath: s.usernsPath && !sameUserns(s.usernsPath) ? s.usernsPath : undefined };
-}
-
 /**
  * Lets TCP on the namespace's loopback build packets as large as the device takes (BIG TCP: 512 KiB instead of
  * 64 KiB). Spliced connections cross the namespace's loopback, where the kernel's cost is mostly per packet
@@ -220,15 +218,6 @@ function largeLoopbackSegments(nl: Netlink, lo: LinkInfo): void {
     nl.setGsoMaxSize(lo.index, size);
   } catch (e) {
     log.debug(`loopback keeps its packet size: ${(e as Error).message}`);
-  }
-}
-
-/** True when a user namespace is our own: joining it again is refused by the kernel, and not needed. */
-function sameUserns(path: string): boolean {
-  try {
-    return readlinkSync(path) === readlinkSync("/proc/self/ns/user");
-  } catch {
-    return false;
   }
 }
 

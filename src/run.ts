@@ -3,28 +3,48 @@ import { renderHelp } from "./cli/commands.ts";
 import { parseCommandLine, type Config } from "./cli/config.ts";
 import { CliError } from "./cli/errors.ts";
 import { PROGRAM_NAME, VERSION_TEXT } from "./cli/version.ts";
+import { handOffToBackground, isBackgroundChild } from "./lifecycle.ts";
 import { log, setupLogging, writeAll } from "./log.ts";
+import { execIsolated } from "./isolation/stage1.ts";
+import { takeStage2State, type Stage2State } from "./isolation/stage2_state.ts";
 import { runPasst } from "./passt.ts";
 import { runPasta } from "./pasta.ts";
 
 const STDOUT = 1;
 const STDERR = 2;
 
+/** Prints a start-up failure as one line naming the cause (the stack only under --debug); returns status 1. */
+function failed(e: unknown): number {
+  log.debug(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  writeAll(STDERR, `${PROGRAM_NAME}: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
+
 /**
- * Runs the configured mode and returns the exit status. Failures at start-up (a namespace that cannot be
- * entered, a netlink request the kernel refuses...) are one line naming the cause, not a stack trace.
+ * Stage 1: goes to the background first when the mode asks for it (the background half comes back here), then
+ * replaces this process with the exec chain that ends in stage 2 (isolation/stage1.ts). Returns only on failure.
  */
-export async function runMode(config: Config, args: readonly string[]): Promise<number> {
-  // pasta running a command is quiet unless asked otherwise: the command's output is what the user watches.
-  if (config.command.length > 0 && config.logLevel === "info") setupLogging({ ...config, logLevel: "warn" });
-  // The background half of a hand-off is started as `orzo MODE ARGS`, however this one was invoked.
-  const handOffArgs = args[0] === config.mode ? args : [config.mode, ...args];
+function startInstance(config: Config, args: readonly string[]): number | Promise<number> {
+  // Both halves of a hand-off, and the exec chain, start orzo as `orzo MODE ARGS`, however this one was invoked.
+  const modeArgs = args[0] === config.mode ? args : [config.mode, ...args];
+  const daemon = !config.foreground && (config.mode === "passt" || config.command.length === 0);
+  if (daemon && !isBackgroundChild()) return handOffToBackground(modeArgs, config.socketFd === undefined ? [] : [config.socketFd]);
   try {
-    return await (config.mode === "passt" ? runPasst(config, handOffArgs) : runPasta(config, handOffArgs));
+    return execIsolated(config, modeArgs);
   } catch (e) {
-    log.debug(e instanceof Error ? (e.stack ?? e.message) : String(e));
-    writeAll(STDERR, `${PROGRAM_NAME}: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    return failed(e);
+  }
+}
+
+/**
+ * Stage 2: runs the configured mode and returns the exit status. Failures at start-up (a namespace that cannot
+ * be entered, a netlink request the kernel refuses...) are one line naming the cause, not a stack trace.
+ */
+export async function runMode(config: Config, state: Stage2State): Promise<number> {
+  try {
+    return await (config.mode === "passt" ? runPasst(config, state) : runPasta(config, state));
+  } catch (e) {
+    return failed(e);
   }
 }
 
@@ -39,10 +59,16 @@ export async function main(program: string, args: readonly string[]): Promise<nu
       case "version":
         writeAll(STDOUT, `${VERSION_TEXT}\n`);
         return 0;
-      case "run":
-        setupLogging(invocation.config);
-        log.debug(`configuration: ${JSON.stringify(invocation.config)}`);
-        return await runMode(invocation.config, args);
+      case "run": {
+        const state = takeStage2State();
+        const config = invocation.config;
+        // pasta running a command is quiet unless asked otherwise: the command's output is what the user watches.
+        const quiet = config.mode === "pasta" && config.logLevel === "info" && config.command.length > 0;
+        setupLogging({ ...config, logLevel: quiet ? "warn" : config.logLevel, logFd: state?.logFd });
+        if (state) return await runMode(config, state);
+        log.debug(`configuration: ${JSON.stringify(config)}`);
+        return await startInstance(config, args);
+      }
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;

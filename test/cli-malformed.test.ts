@@ -4,9 +4,9 @@
  * must print exactly one line on stderr naming the bad value, print nothing on stdout, exit with status 1, and
  * never get as far as running the command.
  */
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 
@@ -14,7 +14,7 @@ let dir = "";
 let orzo = "";
 beforeAll(() => {
   orzo = orzoBinary();
-  dir = mkdtempSync(join(tmpdir(), "orzo-cli-malformed-"));
+  dir = commandTmpDir("orzo-cli-malformed-");
   symlinkSync(orzo, join(dir, "pasta"));
 }, 120_000);
 afterAll(() => {

@@ -341,7 +341,8 @@ describe("passt: TCP through the stream", () => {
 
 describe("passt: lifecycle", () => {
   test("-1: orzo exits with status 0 when the guest disconnects, and removes its socket", async () => {
-    const { p, sock } = await startPasst(["-1"]);
+    // As root orzo runs as nobody unless --runas 0, and nobody may not remove root's socket file.
+    const { p, sock } = await startPasst(["-1", "--runas", "0"]);
     const g = StreamGuest.connect(sock);
     await expectArp(g);
     g.close();
@@ -353,7 +354,7 @@ describe("passt: lifecycle", () => {
   test("without -f: -P is written once the socket listens, and orzo serves from the background", async () => {
     const sock = join(tmp, "bg.sock");
     const pidFile = join(tmp, "bg.pid");
-    const r = await host.run([orzo, "passt", "-s", sock, "-P", pidFile]);
+    const r = await host.run([orzo, "passt", "--runas", "0", "-s", sock, "-P", pidFile]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`addr.path=${sock}`);
     const pid = Number(readFileSync(pidFile, "utf8").trim());

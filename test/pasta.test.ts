@@ -1,6 +1,6 @@
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { must, run, TestHost, TOPOLOGY, waitFor } from "./helpers/netns.ts";
@@ -13,7 +13,7 @@ let tmp: string;
 beforeAll(async () => {
   orzo = orzoBinary();
   host = await TestHost.create("pasta");
-  tmp = mkdtempSync(join(tmpdir(), "orzo-pasta-"));
+  tmp = commandTmpDir("orzo-pasta-");
 });
 afterAll(async () => {
   await host?.destroy();
@@ -32,7 +32,12 @@ describe("pasta: the command and its exit status", () => {
   });
 
   test("a command killed by a signal gives 128 + its number", async () => {
-    expect((await pasta([], "kill -TERM $$")).code).toBe(143);
+    // The command is PID 1 of its PID namespace: only SIGKILL from outside ends it without a handler of its own.
+    const marker = `${process.pid}${Date.now()}`;
+    const p = pasta([], `exec sleep 30.${marker}`);
+    // Anchored: orzo's own command line holds the same words further on.
+    expect(await waitFor(async () => (await run(["pkill", "-KILL", "-f", `^sleep 30\\.${marker}$`])).code === 0, 5000)).toBe(true);
+    expect((await p).code).toBe(137);
   });
 
   test("the command runs in its own network namespace with the tap named after the host's interface", async () => {
@@ -135,7 +140,8 @@ describe("pasta: attaching to existing namespaces", () => {
     const pidFile = join(tmp, "att.pid");
     await must(["ip", "netns", "add", ns]);
     try {
-      const r = await host.run([orzo, "pasta", "--config-net", "-4", "--netns", ns, "-P", pidFile]);
+      // Started as root, orzo runs as nobody unless --runas 0: a namespace root made needs root (as in pasta).
+      const r = await host.run([orzo, "pasta", "--runas", "0", "--config-net", "-4", "--netns", ns, "-P", pidFile]);
       expect(r.code).toBe(0);
       expect(existsSync(pidFile)).toBe(true);
       const pid = Number(readFileSync(pidFile, "utf8").trim());
@@ -155,7 +161,7 @@ describe("pasta: attaching to existing namespaces", () => {
     const pidFile = join(tmp, "bypid.pid");
     try {
       expect(await waitFor(() => { try { return readlinkSync(`/proc/${holder.pid}/exe`).endsWith("/sleep"); } catch { return false; } }, 5000)).toBe(true);
-      const r = await host.run([orzo, "pasta", "--config-net", "-4", "-P", pidFile, String(holder.pid)]);
+      const r = await host.run([orzo, "pasta", "--runas", "0", "--config-net", "-4", "-P", pidFile, String(holder.pid)]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const pid = Number(readFileSync(pidFile, "utf8").trim());

@@ -4,9 +4,9 @@
  * unwritable path, and a full disk (a 64 KiB tmpfs in a private mount namespace) that must not stop traffic.
  * Captures are read back with tcpdump. Peers run in the hermetic test host (test/helpers/netns.ts).
  */
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { O_CLOEXEC, O_WRONLY } from "../src/syscalls/constants.ts";
 import { close, open } from "../src/syscalls/io.ts";
@@ -37,7 +37,7 @@ let files = 0;
 
 beforeAll(async () => {
   orzo = orzoBinary();
-  tmp = mkdtempSync(join(tmpdir(), "orzo-pcap-"));
+  tmp = commandTmpDir("orzo-pcap-");
   host = await TestHost.create("pcap");
   const tcp = host.spawn([process.execPath, tcpPeer, "echo-server", String(TCP_PORT)]);
   await waitForLine(tcp.stdout as ReadableStream<Uint8Array>, /listening/, 10_000).found;

@@ -1,8 +1,8 @@
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readRss } from "./helpers/process.ts";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { run, TestHost, TOPOLOGY, waitFor } from "./helpers/netns.ts";
@@ -24,7 +24,7 @@ beforeAll(async () => {
   host = await TestHost.create("tcp");
   await host.runRouter(["ip", "addr", "add", `${REMOTE4}/32`, "dev", "lo"]);
   await host.runRouter(["ip", "addr", "add", `${REMOTE6}/128`, "dev", "lo"]);
-  tmp = mkdtempSync(join(tmpdir(), "orzo-tcp-"));
+  tmp = commandTmpDir("orzo-tcp-");
   chmodSync(tmp, 0o777); // the rootless tests run as nobody
   for (const [name, size] of [["2k", 2048], ["5k", 5120], ["100m", 100 << 20]] as const) {
     const data = new Uint8Array(size);
@@ -190,7 +190,8 @@ describe("TCP connection handling", () => {
 async function pastaSampled(args: string[], script: string): Promise<{ code: number; rss: number[] }> {
   const pidFile = join(tmp, `pid-${nextPort++}`);
   const p = host.spawn([orzo, "pasta", "--config-net", "-P", pidFile, ...args, "--", "sh", "-c", script]);
-  expect(await waitFor(() => existsSync(pidFile), 10_000)).toBe(true);
+  // The file is made at start and written once orzo is ready.
+  expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"), 10_000)).toBe(true);
   const pid = Number(readFileSync(pidFile, "utf8"));
   const rss: number[] = [];
   const timer = setInterval(() => {

@@ -6,9 +6,9 @@
  * The namespace gets addresses of its own (10.0.2.15, fd00::15), so the router's datagrams to the host's address
  * reach it through a -u listener and the tap, and the host's loopback is spliced to 10.0.2.15 / fd00::15.
  */
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { TestHost, TOPOLOGY, waitFor, type RunResult } from "./helpers/netns.ts";
@@ -24,7 +24,7 @@ let nextPort = 7100;
 beforeAll(async () => {
   orzo = orzoBinary();
   host = await TestHost.create("udpfwd");
-  tmp = mkdtempSync(join(tmpdir(), "orzo-udpfwd-"));
+  tmp = commandTmpDir("orzo-udpfwd-");
 }, 120_000);
 afterAll(async () => {
   await host?.destroy();

@@ -6,9 +6,9 @@
  * host's own addresses are reachable from it as remote ones; its gateways 10.0.2.2 and fd00::2 mean the host's
  * loopback.
  */
+import { commandTmpDir } from "./helpers/process.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { TestHost, TOPOLOGY, waitFor } from "./helpers/netns.ts";
@@ -25,7 +25,7 @@ let tmp: string;
 beforeAll(async () => {
   orzo = orzoBinary();
   host = await TestHost.create("udp");
-  tmp = mkdtempSync(join(tmpdir(), "orzo-udp-"));
+  tmp = commandTmpDir("orzo-udp-");
   host.spawn(["socat", "-b", "65536", `UDP4-RECVFROM:${ECHO4},fork`, "PIPE"]);
   host.spawn(["socat", "-b", "65536", `UDP6-RECVFROM:${ECHO6},fork,ipv6only=1`, "PIPE"]);
   await waitForUdpPorts([ECHO4, ECHO6]);

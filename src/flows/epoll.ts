@@ -80,7 +80,7 @@ export function flowEpollSet(type: EpollType, flow: number, side: Side): number 
     if (!registered) return 0;
     t.registered[flow] &= ~bit;
     // A flow freed at the end of this cycle closes the fd then, and the close takes it out of epoll (no flow fd
-    // is shared: all are close-on-exec, and the namespace agent keeps no copy): no DEL needed.
+    // is shared: all are close-on-exec, and the namespace thread keeps no copy): no DEL needed.
     if (t.freePending[flow]) return 0;
     return epollCtl(epfd, EPOLL_CTL_DEL, fd, 0, 0, 0);
   }

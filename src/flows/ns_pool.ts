@@ -1,18 +1,18 @@
 /**
  * Sockets made in the namespace ahead of need (pasta mode): a spliced connection or datagram flow into the
- * namespace takes one at once instead of waiting for the namespace agent, a second process.
+ * namespace takes one at once instead of waiting for the namespace thread.
  *
- * Each pool (one per IP version) asks the agent for a batch in the background when it runs low, and the batch
- * arrives through the loop like any other agent message: under connection churn the pool never runs dry, and the
- * loop never blocks on the agent (a blocked loop stalls every flow; a synchronous refill under load cost 20 µs
- * per connection on average under strace, milliseconds at worst, while the agent waited for a CPU). Only an
- * empty pool, at the start or after a failed refill, still waits for the agent.
+ * Each pool (one per IP version) asks the namespace thread for a batch in the background when it runs low, and
+ * the batch arrives through the loop like any other reply: under connection churn the pool never runs dry, and
+ * the loop never blocks on the namespace thread (a blocked loop stalls every flow; a synchronous refill from
+ * the second process orzo once had cost 20 µs per connection on average under strace, milliseconds at worst).
+ * Only an empty pool, at the start or after a failed refill, still waits for the namespace thread.
  */
 import { AF_INET, AF_INET6 } from "../syscalls/constants.ts";
 import { close } from "../syscalls/io.ts";
 import { rateLimited } from "../log.ts";
 
-/** Where namespace-side sockets come from (the namespace agent). */
+/** Where namespace-side sockets come from (the namespace thread). */
 export interface NamespaceSockets {
   /** Makes count sockets of one kind in the namespace. */
   sockets(domain: number, type: number, protocol: number, count: number): number[];
@@ -20,7 +20,7 @@ export interface NamespaceSockets {
   socketsAsync(domain: number, type: number, protocol: number, count: number, done: (result: number[] | Error) => void): void;
 }
 
-/** Sockets asked of the agent at once (at most what one SCM_RIGHTS message carries). */
+/** Sockets asked of the namespace thread at once (at most what one request makes). */
 export const NS_POOL_BATCH = 16;
 /** A refill is asked for when fewer than this many are left. */
 export const NS_POOL_LOW = 8;
@@ -37,7 +37,7 @@ export class NsSocketPool {
 
   constructor(private readonly ns: NamespaceSockets, private readonly type: number, private readonly protocol: number) {}
 
-  /** A socket of this IP version made in the namespace, or -1 when the agent could not make one. */
+  /** A socket of this IP version made in the namespace, or -1 when the namespace thread could not make one. */
   take(v4: boolean): number {
     const fam = v4 ? 4 : 6;
     const pool = this.pool[fam];

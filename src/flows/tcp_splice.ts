@@ -10,8 +10,8 @@
  * A FIN read on one side becomes shutdown(SHUT_WR) on the other once its pipe is empty; both FINs sent, or an
  * error anywhere, and the connection closes (with RST on errors: SO_LINGER 0 on both sockets).
  *
- * Namespace sockets come from a pool the namespace agent refills in the background (ns_pool.ts), so an inbound
- * connection does not wait for a round trip to the agent.
+ * Namespace sockets come from a pool the namespace thread refills in the background (ns_pool.ts), so an inbound
+ * connection does not wait for a round trip to the namespace thread.
  */
 import { EpollType, sidxFlow, sidxSide } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";

@@ -44,7 +44,7 @@ export function udpSocket(v4: boolean, v6only: boolean): number {
 }
 
 /**
- * Gives a UDP socket made elsewhere (in the namespace, by the agent) the options every UDP socket of orzo gets.
+ * Gives a UDP socket made elsewhere (in the namespace, by the namespace thread) the options every UDP socket of orzo gets.
  * Returns the fd, or -errno (the socket closed) when any step fails.
  */
 export function udpSocketOptions(fd: number, v4: boolean, v6only: boolean): number {

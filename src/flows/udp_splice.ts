@@ -11,7 +11,7 @@
  * host's loopback of the same family for -U. Datagrams read from either socket are written to the other as
  * they are, in recvmmsg/sendmmsg batches over the same buffers: nothing is rebuilt, nothing is copied.
  *
- * Namespace sockets come from a pool the namespace agent refills in the background (ns_pool.ts), so a new flow
+ * Namespace sockets come from a pool the namespace thread refills in the background (ns_pool.ts), so a new flow
  * does not wait for a round trip to it; they get the options of every UDP socket of orzo when taken from it.
  */
 import type { NetConf } from "../netconf.ts";
@@ -26,7 +26,7 @@ import { sendBatch, UDP_SOCKET_TYPE, udpSocket, udpSocketOptions } from "./udp_s
 
 /** How spliced UDP behaves (pasta's options). */
 export interface UdpSpliceOptions {
-  /** Where namespace sockets come from (the namespace agent). */
+  /** Where namespace sockets come from (the namespace thread). */
   readonly ns: NamespaceSockets;
   /** --no-splice: datagrams from the host's loopback take the tap path too. */
   readonly noSplice: boolean;

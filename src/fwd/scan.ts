@@ -3,7 +3,7 @@
  * other side from its /proc/net files, and open or close listeners so that exactly those ports of the scanning
  * rules are forwarded (pasta-and-cli.md §7).
  *
- * The namespace's files are opened once by the namespace agent (a /proc/net file shows the network namespace of
+ * The namespace's files are opened once by the namespace thread (a /proc/net file shows the network namespace of
  * whoever opened it) and re-read from offset 0 at every scan; the host's are ours. Ports where orzo itself
  * listens on the other side are left out, or `-t auto` and `-T auto` together would forward a port back to
  * where it came from. A UDP table also forwards the ports of listening TCP sockets (protocols like iperf3's use

@@ -2,7 +2,7 @@
  * A NETLINK_ROUTE client: reads the host's links, addresses and routes (default addressing) and configures the
  * namespace side (link state, MTU, MAC, addresses, routes, copies of the host's), without the ip binary.
  *
- * One socket per instance, made in the current network namespace or handed over: orzo's namespace agent makes one
+ * One socket per instance, made in the current network namespace or handed over: orzo's namespace thread makes one
  * inside the target namespace and passes it over SCM_RIGHTS, and a socket keeps the namespace it was made in.
  * Requests are blocking and carry sequence numbers; do-requests ask for an ACK, dumps run to NLMSG_DONE, replies
  * to other sequence numbers are skipped, and every wait for the kernel is bounded by a timeout. Failures are

@@ -8,9 +8,9 @@
 import { basename, dirname } from "node:path";
 import { EpollType } from "../epoll_ref.ts";
 import type { EventLoop } from "../loop.ts";
-import { CLOCK_MONOTONIC, EPOLLIN, IN_CLOEXEC, IN_DELETE, IN_MOVED_FROM, IN_NONBLOCK, O_CLOEXEC, O_RDONLY, TFD_CLOEXEC, TFD_NONBLOCK } from "../syscalls/constants.ts";
+import { CLOCK_MONOTONIC, O_DIRECTORY, O_PATH, EPOLLIN, IN_CLOEXEC, IN_DELETE, IN_MOVED_FROM, IN_NONBLOCK, O_CLOEXEC, O_RDONLY, TFD_CLOEXEC, TFD_NONBLOCK } from "../syscalls/constants.ts";
 import { Errno } from "../syscalls/errno.ts";
-import { close, read, tryOpen } from "../syscalls/io.ts";
+import { close, open, read, tryOpenAt } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { inotifyAddWatch, inotifyInit } from "../syscalls/process.ts";
 import { readCounter, timerfdCreate, timerfdSet } from "../syscalls/timer.ts";
@@ -20,9 +20,12 @@ const CHECK_INTERVAL_MS = 1000;
 /** struct inotify_event: wd, mask, cookie, len, then len bytes of NUL-padded name. */
 const EVENT_HEADER = 16;
 
-/** True while a namespace path still exists (or exists but may not be opened by us). */
-export function namespacePresent(path: string): boolean {
-  const fd = tryOpen(path, O_RDONLY | O_CLOEXEC);
+/**
+ * True while a namespace file still exists in the directory open at dirFd (or exists but may not be opened by
+ * us). Relative to the directory, so that it still works once the process has no filesystem of its own.
+ */
+export function namespacePresent(dirFd: number, name: string): boolean {
+  const fd = tryOpenAt(dirFd, name, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     close(fd);
     return true;
@@ -68,11 +71,13 @@ export function watchNamespace(loop: EventLoop, path: string, onGone: () => void
 }
 
 function watchByTimer(loop: EventLoop, path: string, onGone: () => void): void {
+  const dirFd = open(dirname(path), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const name = basename(path);
   const tfd = timerfdCreate(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   timerfdSet(tfd, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
   loop.on(EpollType.NSQUIT_TIMER, (fd) => {
     readCounter(fd);
-    if (!namespacePresent(path)) {
+    if (!namespacePresent(dirFd, name)) {
       log.info(`namespace ${path} is gone: exiting`);
       onGone();
     }

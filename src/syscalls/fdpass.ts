@@ -1,9 +1,9 @@
 /**
  * Passing file descriptors between processes over a UNIX socket (SCM_RIGHTS).
  *
- * The namespace agent creates sockets and the tap inside the target namespace and sends them to the main
- * process, where they keep the namespace they were created in. Each message is one datagram (SOCK_SEQPACKET)
- * of bytes plus up to MAX_FDS descriptors; setup path only.
+ * Tests hand sockets made in another process's namespace to the test process this way; a socket keeps the
+ * namespace it was created in. Each message is one datagram (SOCK_SEQPACKET) of bytes plus up to MAX_FDS
+ * descriptors; setup path only.
  */
 import { MSG_NOSIGNAL, SOL_SOCKET } from "./constants.ts";
 import { SyscallError } from "./errno.ts";

@@ -110,6 +110,16 @@ export function ftruncate(fd: number, len: number): number {
   return ret(libc.ftruncate(fd, len));
 }
 
+/** openat(2) relative to a directory fd, reporting failure as a negative errno (works after pivot_root too). */
+export function tryOpenAt(dirFd: number, path: string, flags: number): number {
+  return ret(libc.openat(dirFd, encodeCString(path), flags, 0));
+}
+
+/** unlinkat(2) relative to a directory fd; returns 0 or -errno. */
+export function unlinkAt(dirFd: number, name: string): number {
+  return ret(libc.unlinkat(dirFd, encodeCString(name), 0));
+}
+
 /** open(2) that reports failure as a negative errno (for probing paths that may be gone). */
 export function tryOpen(path: string, flags: number, mode = 0): number {
   return ret(libc.open(encodeCString(path), flags, mode));

@@ -48,6 +48,8 @@ const SIGNATURES = {
   close: { args: ["i32"], returns: "i32" },
   memmove: { args: ["ptr", "ptr", "u64"], returns: "ptr" },
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
+  openat: { args: ["i32", "ptr", "i32", "u32"], returns: "i32" },
+  unlinkat: { args: ["i32", "ptr", "i32"], returns: "i32" },
   ftruncate: { args: ["i32", "u64"], returns: "i32" },
   // event sources
   epoll_create1: { args: ["i32"], returns: "i32" },
@@ -69,17 +71,32 @@ const SIGNATURES = {
   sched_yield: { args: [], returns: "i32" },
   getuid: { args: [], returns: "u32" },
   getgid: { args: [], returns: "u32" },
+  geteuid: { args: [], returns: "u32" },
+  getegid: { args: [], returns: "u32" },
+  getpwnam: { args: ["ptr"], returns: "ptr" },
+  getgrnam: { args: ["ptr"], returns: "ptr" },
   if_nametoindex: { args: ["ptr"], returns: "u32" },
   inotify_init1: { args: ["i32"], returns: "i32" },
   inotify_add_watch: { args: ["i32", "ptr", "u32"], returns: "i32" },
   dup2: { args: ["i32", "i32"], returns: "i32" },
   setsid: { args: [], returns: "i32" },
   pidfd_open: { args: ["i32", "u32"], returns: "i32" },
+  waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
+  execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
+  close_range: { args: ["u32", "u32", "i32"], returns: "i32" },
+  // isolation: the filesystem view, the hostname, the system call filter
+  mount: { args: ["ptr", "ptr", "ptr", "u64", "ptr"], returns: "i32" },
+  umount2: { args: ["ptr", "i32"], returns: "i32" },
+  chdir: { args: ["ptr"], returns: "i32" },
+  sethostname: { args: ["ptr", "u64"], returns: "i32" },
+  gethostname: { args: ["ptr", "u64"], returns: "i32" },
+  // A raw system call with up to three arguments (pointers passed as addresses): pivot_root, seccomp, probes.
+  syscall3: { args: ["i64", "i64", "i64", "i64"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;
 
 /** Names bound under another key: one dlopen gives one signature per symbol, so ioctl with an integer
  * argument needs a binding of its own. */
-const SYMBOL_OF: Partial<Record<keyof typeof SIGNATURES, string>> = { ioctl_int: "ioctl" };
+const SYMBOL_OF: Partial<Record<keyof typeof SIGNATURES, string>> = { ioctl_int: "ioctl", syscall3: "syscall" };
 
 /** A libc function as called from the wrappers: pointers are passed as numbers or typed arrays. */
 type CFunction = (...args: (number | ArrayBufferView | null)[]) => number;

@@ -19,16 +19,17 @@
  * once. When the guest goes away, onDisconnect says why; frames for the guest are discarded until the next one.
  */
 import { lstatSync, unlinkSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { EpollType } from "../epoll_ref.ts";
 import { log } from "../log.ts";
 import type { EventLoop } from "../loop.ts";
 import {
   AF_UNIX, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IOV_MAX,
-  MSG_DONTWAIT, MSG_NOSIGNAL, O_NONBLOCK, SO_PEERCRED, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
+  MSG_DONTWAIT, MSG_NOSIGNAL, O_CLOEXEC, O_DIRECTORY, O_NONBLOCK, O_PATH, SO_PEERCRED, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
   SOL_SOCKET,
 } from "../syscalls/constants.ts";
 import { Errno, errnoName, SyscallError } from "../syscalls/errno.ts";
-import { close, fcntl, recv, send, sendmsg } from "../syscalls/io.ts";
+import { close, fcntl, open, recv, send, sendmsg, unlinkAt } from "../syscalls/io.ts";
 import { copyMem, Mem } from "../syscalls/mem.ts";
 import { IovecArray } from "../syscalls/msg.ts";
 import { accept4, bind, connect, getsockoptRaw, listen, setsockoptInt, socket } from "../syscalls/socket.ts";
@@ -61,6 +62,8 @@ export class PasstStream extends Link {
   /** The socket path listened on, when listening. */
   path: string | undefined;
   private listenFd = -1;
+  /** The socket file's directory, when stage 1 handed one over: the file is removed through it. */
+  private dirFd = -1;
   private conn = -1;
   private readonly input = new Mem(INPUT_BYTES);
   private inputFill = 0;
@@ -84,31 +87,16 @@ export class PasstStream extends Link {
   }
 
   /**
-   * Listens on path, or on the first free default path: a path is in use when something accepts connections
-   * on it; a stale socket file is replaced. Throws when path is in use or cannot be bound.
+   * Takes on a listening socket that openPasstSocket made (stage 1 makes it: doc/isolation.md), and the fd of
+   * its directory, through which the socket file is removed at the end, when no path reaches it any more.
    */
-  listen(path?: string): string {
-    if (path !== undefined) {
-      if (probeInUse(path)) throw new Error(`socket path ${path} is in use`);
-      this.listenFd = bindListener(path);
-      this.path = path;
-      return path;
-    }
-    for (let n = 1; n <= DEFAULT_PATH_MAX; n++) {
-      const candidate = `/tmp/passt_${n}.socket`;
-      if (probeInUse(candidate)) continue;
-      try {
-        this.listenFd = bindListener(candidate);
-      } catch {
-        continue;
-      }
-      this.path = candidate;
-      return candidate;
-    }
-    throw new Error(`no free socket path among /tmp/passt_1.socket to /tmp/passt_${DEFAULT_PATH_MAX}.socket`);
+  adoptListener(fd: number, path: string, dirFd: number): void {
+    this.listenFd = fd;
+    this.path = path;
+    this.dirFd = dirFd;
   }
 
-  /** Starts accepting guests on the socket listen() opened. */
+  /** Starts accepting guests on the listening socket. */
   startListening(): void {
     this.loop.add(EpollType.TAP_LISTEN, this.listenFd, 0, EPOLLIN);
   }
@@ -128,7 +116,11 @@ export class PasstStream extends Link {
     if (this.listenFd >= 0) {
       close(this.listenFd);
       this.listenFd = -1;
-      if (this.path) rmSocketFile(this.path);
+      if (this.dirFd >= 0) {
+        unlinkAt(this.dirFd, basename(this.path ?? ""));
+        close(this.dirFd);
+        this.dirFd = -1;
+      } else if (this.path) rmSocketFile(this.path);
     }
   }
 
@@ -346,4 +338,30 @@ function rmSocketFile(path: string): void {
   } catch {
     // Not there, or not ours to remove: bind reports what matters.
   }
+}
+
+/**
+ * Binds and listens on the socket qemu connects to: path, or the first free one of passt's default paths.
+ * Returns the listening fd and the path. Throws with the reason.
+ */
+export function openPasstSocket(path?: string): { fd: number; path: string; dirFd: number } {
+  const found = bindPasstSocket(path);
+  return { ...found, dirFd: open(dirname(found.path), O_PATH | O_DIRECTORY | O_CLOEXEC) };
+}
+
+function bindPasstSocket(path?: string): { fd: number; path: string } {
+  if (path !== undefined) {
+    if (probeInUse(path)) throw new Error(`socket path ${path} is in use`);
+    return { fd: bindListener(path), path };
+  }
+  for (let n = 1; n <= DEFAULT_PATH_MAX; n++) {
+    const candidate = `/tmp/passt_${n}.socket`;
+    if (probeInUse(candidate)) continue;
+    try {
+      return { fd: bindListener(candidate), path: candidate };
+    } catch {
+      continue;
+    }
+  }
+  throw new Error(`no free socket path among /tmp/passt_1.socket to /tmp/passt_${DEFAULT_PATH_MAX}.socket`);
 }

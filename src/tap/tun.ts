@@ -1,6 +1,6 @@
 /**
  * Opening a tap device: /dev/net/tun with TUNSETIFF (IFF_TAP | IFF_NO_PI), in the calling thread's network
- * namespace. The namespace agent calls this inside the target namespace and passes the fd to the main process.
+ * namespace. The namespace thread calls this inside the target namespace and passes the fd to the main process.
  */
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, TUNSETIFF } from "../syscalls/constants.ts";
 import { SyscallError } from "../syscalls/errno.ts";

@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 /** Helpers for tests that drive child processes: waiting on output lines with a timeout. */
 
 /** Reads a child's output until a line matches (or the timeout passes); rest() returns everything read. */
@@ -42,4 +44,14 @@ export function readRss(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * A temporary directory the command under orzo pasta can write in: started as root without --runas, orzo (like
+ * pasta) runs the command as root of a user namespace mapped to nobody, so the directory is open to everyone.
+ */
+export function commandTmpDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o1777);
+  return dir;
 }

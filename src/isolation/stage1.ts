@@ -1,0 +1,186 @@
+/**
+ * Stage 1 of an instance (doc/isolation.md): orzo as it was started. It opens what the later stages may no
+ * longer be allowed to open (the PID and log files, the target namespace), starts pasta's command launcher,
+ * marks every other inherited or Bun-made fd close-on-exec (stage 1 of isolation: nothing leaks into the
+ * instance but what an option names), and replaces itself with the exec chain (chain.ts) that ends in stage 2.
+ */
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import type { Config } from "../cli/config.ts";
+import { log, logFileFd } from "../log.ts";
+import { F_SETFD, O_CLOEXEC, O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY } from "../syscalls/constants.ts";
+import { errnoText, SyscallError } from "../syscalls/errno.ts";
+import { fcntl, open, pipe2, close } from "../syscalls/io.ts";
+import { cloexecFrom, execve, getegid, geteuid, groupByName, reapChild, userByName } from "../syscalls/process.ts";
+import { readyFdFromEnv } from "../lifecycle.ts";
+import { openPcapFile } from "../tap/pcap.ts";
+import { openPasstSocket } from "../tap/passt_stream.ts";
+import { orzoCommand } from "./self.ts";
+import {
+  chooseIdentity, launcherArgv, NOBODY_ID, passtChain, pastaChain, resolveRunas,
+  type Facts, type Identity, type Tools,
+} from "./chain.ts";
+import { STAGE2_ENV, type Stage2State } from "./stage2_state.ts";
+
+/** How long stage 1 waits for the launcher to make its namespaces. */
+const LAUNCHER_TIMEOUT_MS = 5000;
+
+/** Raised for a start-up failure that is the user's to fix (a one-line message, exit status 1). */
+export class StartError extends Error {
+  override name = "StartError";
+}
+
+/** Finds the util-linux programs in PATH; throws StartError naming the first that is missing. */
+export function findTools(path = process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"): Tools {
+  const find = (name: string) => {
+    for (const dir of path.split(":")) {
+      if (dir && existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+    }
+    throw new StartError(`util-linux's ${name} is needed to start an isolated instance, and it is not in PATH (${path})`);
+  };
+  return { setpriv: find("setpriv"), unshare: find("unshare"), nsenter: find("nsenter") };
+}
+
+/** Whether this process is in the initial user namespace (its map is the identity over all IDs). */
+function inInitialUserns(): boolean {
+  try {
+    return readFileSync("/proc/self/uid_map", "utf8").trim().split(/\s+/).join(" ") === "0 0 4294967295";
+  } catch {
+    return false;
+  }
+}
+
+/** The facts the chain is planned from. */
+function facts(): Facts {
+  return { euid: geteuid(), egid: getegid(), initialUserns: inInitialUserns(), tools: findTools(), orzo: orzoCommand() };
+}
+
+/** The identity stage 2 runs as; throws StartError for an impossible --runas. */
+function identity(config: Config, f: Facts): Identity {
+  let id: Identity;
+  try {
+    const nobody = userByName("nobody") ?? { uid: NOBODY_ID, gid: NOBODY_ID };
+    id = config.runAs ? resolveRunas(config.runAs, userByName, groupByName) : chooseIdentity(undefined, f, nobody);
+  } catch (e) {
+    throw new StartError((e as Error).message);
+  }
+  if ((id.uid !== f.euid || id.gid !== f.egid) && f.euid !== 0) {
+    throw new StartError(`--runas ${id.uid}:${id.gid}: only root can change to another identity`);
+  }
+  if (!config.runAs && id.uid !== f.euid) log.debug(`started as root: running as nobody (${id.uid}:${id.gid}); --runas 0 keeps root`);
+  return id;
+}
+
+/** Opens a namespace file; throws StartError naming it. */
+function openNamespace(path: string, what: string): number {
+  try {
+    return open(path, O_RDONLY | O_CLOEXEC);
+  } catch (e) {
+    throw new StartError(`cannot open the ${what} namespace ${path}: ${e instanceof SyscallError ? errnoText(e.errno) : (e as Error).message}`);
+  }
+}
+
+/** The PID file, created (mode 0600) and truncated now, written once ready. Throws StartError. */
+function openPidFile(path: string): number {
+  try {
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600);
+  } catch (e) {
+    throw new StartError(`cannot open PID file ${path}: ${e instanceof SyscallError ? errnoText(e.errno) : (e as Error).message}`);
+  }
+}
+
+/** True when path names the user namespace this process is in already (joining it is refused, and needless). */
+function isOwnUserns(path: string): boolean {
+  try {
+    return readlinkSync(path) === readlinkSync("/proc/self/ns/user");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts pasta's command in its new namespaces, held back until orzo says go; waits (bounded) until the
+ * namespaces exist and the user namespace has its ID maps. Returns its PID and our end of the go pipe.
+ */
+function startLauncher(config: Config, id: Identity, f: Facts): { pid: number; go: number } {
+  const [r, w] = pipe2(O_CLOEXEC);
+  const proc = Bun.spawn(launcherArgv(id, f, config.netnsOnly, config.command), {
+    // fd 3: where the launcher's shell waits for the go (chain.ts).
+    stdio: ["inherit", "inherit", "inherit", r],
+    env: process.env as Record<string, string>,
+  });
+  close(r);
+  const own = readlinkSync("/proc/self/ns/net");
+  const deadline = performance.now() + LAUNCHER_TIMEOUT_MS;
+  for (;;) {
+    const status = reapChild(proc.pid);
+    if (status >= 0) throw new StartError(`the command's namespaces could not be made (util-linux unshare exited with status ${status})`);
+    try {
+      const ready = readlinkSync(`/proc/${proc.pid}/ns/net`) !== own && (config.netnsOnly || readFileSync(`/proc/${proc.pid}/gid_map`, "utf8") !== "");
+      if (ready) return { pid: proc.pid, go: w };
+    } catch {
+      // Between fork and exec the launcher's files may not be readable yet.
+    }
+    if (performance.now() > deadline) throw new StartError(`the command's namespaces did not appear within ${LAUNCHER_TIMEOUT_MS} ms`);
+    Bun.sleepSync(0.2);
+  }
+}
+
+/** Lets fd survive the exec (it was opened close-on-exec, or marked so by cloexecFrom). */
+function inherit(fd: number | undefined): void {
+  if (fd !== undefined) fcntl(fd, F_SETFD, 0);
+}
+
+/**
+ * Replaces this process with the exec chain that ends in stage 2 of the same command line (args as given after
+ * the program name). Returns only by throwing (StartError, or the failure of execve).
+ */
+export function execIsolated(config: Config, args: readonly string[]): never {
+  const f = facts();
+  const id = identity(config, f);
+  const state: Stage2State = {
+    pidFileFd: config.pidFile !== undefined ? openPidFile(config.pidFile) : undefined,
+    pcapFd: config.pcapFile !== undefined ? openPcapFile(config.pcapFile) : undefined,
+    logFd: logFileFd(),
+    readyFd: readyFdFromEnv() >= 0 ? readyFdFromEnv() : undefined,
+  };
+  let chain: string[];
+  if (config.mode === "passt") {
+    // Bound as the caller, as passt does: the socket's directory may be the caller's alone.
+    if (config.socketFd === undefined) {
+      const listener = openPasstSocket(config.socketPath);
+      state.listenFd = listener.fd;
+      state.socketPath = listener.path;
+      state.socketDirFd = listener.dirFd;
+    }
+    chain = passtChain(id, f, args);
+  }
+  else if (config.command.length > 0) {
+    const launcher = startLauncher(config, id, f);
+    state.launcherPid = launcher.pid;
+    state.launcherGoFd = launcher.go;
+    state.netnsFd = openNamespace(`/proc/${launcher.pid}/ns/net`, "command's network");
+    state.utsnsFd = openNamespace(`/proc/${launcher.pid}/ns/uts`, "command's UTS");
+    chain = pastaChain(id, f, config.netnsOnly ? undefined : `/proc/${launcher.pid}/ns/user`, args);
+  } else {
+    const pidNs = config.targetPid !== undefined ? `/proc/${config.targetPid}/ns` : undefined;
+    state.netnsFd = openNamespace(config.netnsPath ?? `${pidNs}/net`, "network");
+    const userns = config.usernsPath ?? (pidNs && !config.netnsOnly ? `${pidNs}/user` : undefined);
+    const join = userns && !isOwnUserns(userns) ? userns : undefined;
+    if (join === undefined && id.uid !== 0) {
+      throw new StartError(
+        f.euid === 0
+          ? "a namespace that root owns can only be joined as root: started as root, orzo runs as nobody unless --runas 0 (as pasta)"
+          : "no privileges over the namespace to join: give its user namespace (--userns, or the PID of a process in it)",
+      );
+    }
+    chain = pastaChain(id, f, join, args);
+  }
+  // Isolation stage 1: nothing crosses the exec but stdio and the fds named here (an option's, such as --fd).
+  cloexecFrom(3);
+  const passed = [state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
+  for (const fd of passed) inherit(fd);
+  const env = Object.entries(process.env).filter(([k]) => k !== STAGE2_ENV).map(([k, v]) => `${k}=${v}`);
+  env.push(`${STAGE2_ENV}=${JSON.stringify(state)}`);
+  log.debug(`exec chain: ${chain.join(" ")}`);
+  return execve(chain[0], chain, env);
+}

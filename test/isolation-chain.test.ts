@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { chooseIdentity, launcherArgv, namespaceHostname, passtChain, pastaChain, resolveRunas, type Facts } from "../src/isolation/chain.ts";
+import { buildFilter } from "../src/isolation/seccomp.ts";
+import { allowList } from "../src/isolation/sandbox.ts";
+
+const tools = { setpriv: "/usr/bin/setpriv", unshare: "/usr/bin/unshare", nsenter: "/usr/bin/nsenter" };
+const root: Facts = { euid: 0, egid: 0, initialUserns: true, tools, orzo: ["/bin/orzo"] };
+const user: Facts = { ...root, euid: 1000, egid: 1000 };
+const nobody = { uid: 65534, gid: 65534 };
+
+describe("isolation: the exec chain", () => {
+  test("the identity: --runas, else the caller, else nobody for root of the initial namespace", () => {
+    expect(chooseIdentity(undefined, root, nobody)).toEqual(nobody);
+    expect(chooseIdentity(undefined, { ...root, initialUserns: false }, nobody)).toEqual({ uid: 0, gid: 0 });
+    expect(chooseIdentity(undefined, user, nobody)).toEqual({ uid: 1000, gid: 1000 });
+    expect(chooseIdentity({ uid: 0, gid: 0 }, root, nobody)).toEqual({ uid: 0, gid: 0 });
+  });
+
+  test("--runas names are looked up; a name that is root is refused; numbers pass", () => {
+    const users = (n: string) => ({ alice: { uid: 1001, gid: 1001 }, toor: { uid: 0, gid: 0 } })[n];
+    const groups = (n: string) => ({ staff: 50 })[n];
+    expect(resolveRunas({ user: "alice" }, users, groups)).toEqual({ uid: 1001, gid: 1001 });
+    expect(resolveRunas({ user: "alice", group: "staff" }, users, groups)).toEqual({ uid: 1001, gid: 50 });
+    expect(resolveRunas({ user: 0 }, users, groups)).toEqual({ uid: 0, gid: 0 });
+    expect(resolveRunas({ user: 7, group: 8 }, users, groups)).toEqual({ uid: 7, gid: 8 });
+    expect(() => resolveRunas({ user: "toor" }, users, groups)).toThrow("is root");
+    expect(() => resolveRunas({ user: "bob" }, users, groups)).toThrow("no user named bob");
+    expect(() => resolveRunas({ user: "alice", group: "wheel" }, users, groups)).toThrow("no group named wheel");
+  });
+
+  test("pasta as root joining a user namespace: identity, then the namespace, the mount namespace, the capability cut, orzo", () => {
+    expect(pastaChain(nobody, root, "/proc/9/ns/user", ["pasta", "-f"])).toEqual([
+      "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+      "/usr/bin/nsenter", "--user=/proc/9/ns/user", "--preserve-credentials", "--",
+      "/usr/bin/unshare", "--mount", "--propagation", "private", "--",
+      "/usr/bin/setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all,+sys_admin,+net_admin,+net_bind_service", "--",
+      "/bin/orzo", "pasta", "-f",
+    ]);
+    // The caller's own identity and user namespace: no step for either.
+    expect(pastaChain({ uid: 1000, gid: 1000 }, user, undefined, ["pasta"])[0]).toBe("/usr/bin/unshare");
+  });
+
+  test("passt: a user namespace of its own, and CAP_SYS_ADMIN alone", () => {
+    const chain = passtChain({ uid: 1000, gid: 1000 }, user, ["passt"]);
+    expect(chain.slice(0, 4)).toEqual(["/usr/bin/unshare", "--user", "--map-root-user", "--"]);
+    expect(chain).toContain("--bounding-set=-all,+sys_admin");
+  });
+
+  test("the launcher: the command's namespaces, a user namespace unless --netns-only, the command last", () => {
+    const l = launcherArgv({ uid: 1000, gid: 1000 }, user, false, ["ls", "-l"]);
+    expect(l.slice(0, 3)).toEqual(["/usr/bin/unshare", "--user", "--map-root-user"]);
+    for (const ns of ["--net", "--uts", "--ipc", "--pid", "--mount"]) expect(l).toContain(ns);
+    expect(l.slice(-2)).toEqual(["ls", "-l"]);
+    expect(launcherArgv({ uid: 1000, gid: 1000 }, user, true, ["true"])).not.toContain("--user");
+  });
+
+  test("the namespace's host name: -H, else pasta- and the host's, at most 64 bytes", () => {
+    expect(namespaceHostname("box", "vm")).toBe("box");
+    expect(namespaceHostname(undefined, "vm")).toBe("pasta-vm");
+    expect(namespaceHostname(undefined, "x".repeat(80))).toHaveLength(64);
+  });
+});
+
+describe("isolation: the seccomp program", () => {
+  test("arch check, x32 refused, one comparison per call jumping to ALLOW, EPERM by default", () => {
+    const prog = buildFilter(["read", "write", "read"]);
+    const v = new DataView(prog.buffer);
+    const insn = (i: number) => ({ code: v.getUint16(i * 8, true), jt: v.getUint8(i * 8 + 2), jf: v.getUint8(i * 8 + 3), k: v.getUint32(i * 8 + 4, true) });
+    expect(prog.length / 8).toBe(6 + 2 + 2);
+    expect(insn(1)).toEqual({ code: 0x15, jt: 1, jf: 0, k: 0xc000003e });
+    expect(insn(4).k).toBe(0x40000000);
+    expect(insn(6)).toEqual({ code: 0x15, jt: 2, jf: 0, k: 0 });
+    expect(insn(7)).toEqual({ code: 0x15, jt: 1, jf: 0, k: 1 });
+    expect(insn(8)).toEqual({ code: 0x06, jt: 0, jf: 0, k: 0x00050000 | 1 });
+    expect(insn(9)).toEqual({ code: 0x06, jt: 0, jf: 0, k: 0x7fff0000 });
+  });
+
+  test("the lists: passt has no splice; neither has mount, setns, unshare or pivot_root", () => {
+    expect(allowList("pasta")).toContain("splice");
+    expect(allowList("passt")).not.toContain("splice");
+    for (const mode of ["pasta", "passt"] as const) {
+      for (const call of ["mount", "setns", "unshare", "pivot_root", "ptrace", "execve"] as const) expect(allowList(mode)).not.toContain(call);
+    }
+  });
+});

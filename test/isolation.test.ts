@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { orzoBinary } from "./helpers/binary.ts";
+import { must, run, TestHost, waitFor } from "./helpers/netns.ts";
+import { commandTmpDir, waitForLine } from "./helpers/process.ts";
+
+let host: TestHost;
+let orzo: string;
+let tmp: string;
+let n = 0;
+
+beforeAll(async () => {
+  orzo = orzoBinary();
+  host = await TestHost.create("iso");
+  tmp = commandTmpDir("orzo-iso-");
+});
+afterAll(async () => {
+  await host?.destroy();
+});
+
+const CAP_NET_BIND_SERVICE = 10;
+const CAP_NET_ADMIN = 12;
+const CAP_SYS_ADMIN = 21;
+/** What pasta keeps (chain.ts, doc/isolation.md), and passt. */
+const PASTA_CAPS = (1n << BigInt(CAP_NET_BIND_SERVICE)) | (1n << BigInt(CAP_NET_ADMIN)) | (1n << BigInt(CAP_SYS_ADMIN));
+const PASST_CAPS = 1n << BigInt(CAP_SYS_ADMIN);
+
+/** Every thread's status fields that isolation sets. */
+function threads(pid: number) {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+    const field = (name: string) => new RegExp(`^${name}:\\s+(.*)$`, "m").exec(text)?.[1] ?? "";
+    return {
+      uid: field("Uid").split(/\s+/).map(Number),
+      gid: field("Gid").split(/\s+/).map(Number),
+      capEff: BigInt(`0x${field("CapEff")}`),
+      capPrm: BigInt(`0x${field("CapPrm")}`),
+      capBnd: BigInt(`0x${field("CapBnd")}`),
+      capAmb: BigInt(`0x${field("CapAmb")}`),
+      noNewPrivs: field("NoNewPrivs"),
+      seccomp: field("Seccomp"),
+      root: readdirSync(`/proc/${pid}/task/${tid}/root`),
+    };
+  });
+}
+
+/**
+ * The instance's checks shared by every mode: one process of orzo, every thread confined. The filter comes
+ * last, just after the PID file is written (as in pasta), so it is waited for (bounded).
+ */
+async function expectConfined(pid: number, id: number, caps: bigint): Promise<void> {
+  expect(await waitFor(() => threads(pid).every((t) => t.seccomp === "2"), 5000)).toBe(true);
+  const all = threads(pid);
+  expect(all.length).toBeGreaterThan(1);
+  for (const t of all) {
+    expect(t.uid).toEqual([id, id, id, id]);
+    expect(t.gid).toEqual([id, id, id, id]);
+    expect(t.capBnd).toBe(caps);
+    expect(t.capEff & ~caps).toBe(0n);
+    expect(t.capPrm & ~caps).toBe(0n);
+    expect(t.capAmb).toBe(0n);
+    expect(t.noNewPrivs).toBe("1");
+    expect(t.seccomp).toBe("2");
+    expect(t.root).toEqual([]);
+  }
+  // One orzo process: no second runtime beside it.
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  for (const c of children) expect(readlinkSync(`/proc/${c}/exe`)).not.toBe(readlinkSync(`/proc/${pid}/exe`));
+}
+
+/** Waits for a pid file that orzo writes once ready. */
+async function readyPid(pidFile: string): Promise<number> {
+  expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"), 10_000)).toBe(true);
+  return Number(readFileSync(pidFile, "utf8"));
+}
+
+describe("isolation: every thread of a running instance", () => {
+  test("pasta with a command, started as root: nobody, pasta's capabilities, no_new_privs, seccomp, empty root; an fd left open is not inherited", async () => {
+    const pidFile = join(tmp, `p${++n}.pid`);
+    const done = join(tmp, `done${n}`);
+    const leak = join(tmp, `leak${n}`);
+    await Bun.write(leak, "");
+    // fd 7 is open in the shell that starts orzo, without close-on-exec: it must not reach the instance.
+    const p = host.spawn(["sh", "-c", `exec 7<${leak}; exec ${orzo} pasta --config-net -P ${pidFile} -- sh -c 'while [ ! -e ${done} ]; do sleep 0.05; done'`]);
+    try {
+      const pid = await readyPid(pidFile);
+      await expectConfined(pid, 65534, PASTA_CAPS);
+      const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ""; } });
+      expect(targets).not.toContain(leak);
+    } finally {
+      await Bun.write(done, "");
+      expect(await Promise.race([p.exited, Bun.sleep(10_000).then(() => "timeout")])).toBe(0);
+    }
+  });
+
+  test("pasta joining a namespace by path (--runas 0) and by PID, rootless", async () => {
+    const ns = `orzo-iso-${process.pid}`;
+    await must(["ip", "netns", "add", ns]);
+    try {
+      const pidFile = join(tmp, `p${++n}.pid`);
+      expect((await host.run([orzo, "pasta", "--runas", "0", "--config-net", "--netns", ns, "-P", pidFile])).code).toBe(0);
+      const pid = await readyPid(pidFile);
+      await expectConfined(pid, 0, PASTA_CAPS);
+      process.kill(pid, "SIGTERM");
+      expect(await waitFor(() => !existsSync(`/proc/${pid}`), 5000)).toBe(true);
+    } finally {
+      await run(["ip", "netns", "del", ns]);
+    }
+    const holder = host.spawn(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "unshare", "-rn", "sleep", "60"]);
+    try {
+      expect(await waitFor(() => { try { return readlinkSync(`/proc/${holder.pid}/exe`).endsWith("/sleep"); } catch { return false; } }, 5000)).toBe(true);
+      const pidFile = join(tmp, `p${++n}.pid`);
+      const r = await host.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", orzo, "pasta", "--config-net", "-P", pidFile, String(holder.pid)]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      await expectConfined(await readyPid(pidFile), 65534, PASTA_CAPS);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  test("passt, and passt with --fd: nobody, only CAP_SYS_ADMIN in its own namespace", async () => {
+    const sock = join(tmp, `s${++n}.sock`);
+    const pidFile = join(tmp, `p${n}.pid`);
+    const p = host.spawn([orzo, "passt", "-f", "-1", "-s", sock, "-P", pidFile]);
+    try {
+      await expectConfined(await readyPid(pidFile), 65534, PASST_CAPS);
+    } finally {
+      p.kill();
+    }
+    const pidFile2 = join(tmp, `p${++n}.pid`);
+    // socat hands orzo one end of a connected socket as fd 5, the other end to a process that keeps it open.
+    const q = host.spawn(["socat", `EXEC:'${orzo} passt -f --fd 5 -P ${pidFile2}',fdin=5,fdout=5`, "EXEC:'sleep 30'"]);
+    try {
+      await expectConfined(await readyPid(pidFile2), 65534, PASST_CAPS);
+    } finally {
+      q.kill();
+    }
+  });
+
+  test("a system call outside the list fails with EPERM, and orzo carries on", async () => {
+    const pidFile = join(tmp, `p${++n}.pid`);
+    const p = host.spawn([orzo, "passt", "-f", "-1", "-s", join(tmp, `s${n}.sock`), "-P", pidFile], { env: { ...process.env, ORZO_TEST_SECCOMP_PROBE: "mount" } as Record<string, string> });
+    try {
+      const pid = await readyPid(pidFile);
+      await waitForLine(p.stderr as ReadableStream<Uint8Array>, /seccomp probe: mount returned EPERM/, 5000).found;
+      expect(existsSync(`/proc/${pid}`)).toBe(true);
+    } finally {
+      p.kill();
+    }
+  });
+});
+
+describe("isolation: pasta's command", () => {
+  test("is PID 1 of its own PID namespace, with a fresh /proc and pasta's host name, or -H", async () => {
+    const r = await host.run([orzo, "pasta", "--", "sh", "-c", "echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | sort -n | tail -1"]);
+    expect(r.code).toBe(0);
+    const [pid, name, highest] = r.stdout.trim().split("\n");
+    expect(pid).toBe("1");
+    expect(name).toBe(`pasta-${(await must(["hostname"])).trim()}`.slice(0, 64));
+    // Only the command's own few processes: the host's (this test's, for one) are not there.
+    expect(Number(highest)).toBeLessThan(10);
+    expect(process.pid).toBeGreaterThan(10);
+    const h = await host.run([orzo, "pasta", "-H", "box7", "--", "hostname"]);
+    expect(h.stdout.trim()).toBe("box7");
+  });
+});
+
+describe("isolation: bad input is one line and exit status 1", () => {
+  test("a malformed or unknown --runas, a namespace path that is none, an unwritable PID file, util-linux missing", async () => {
+    const cases: [string[], RegExp, Record<string, string>?][] = [
+      [["--runas", "no-such-user-here", "--", "true"], /--runas: no user named no-such-user-here/],
+      [["--runas", "1:2:3", "--", "true"], /runas/],
+      [["--runas", "0", "--netns", "/dev/null"], /setns|namespace/],
+      [["-P", "/nonexistent/dir/pid", "--", "true"], /PID file \/nonexistent\/dir\/pid/],
+      [["--", "true"], /util-linux's setpriv is needed/, { PATH: "/nonexistent" }],
+    ];
+    for (const [args, message, env] of cases) {
+      const r = await run([orzo, "pasta", ...args], { env: env ? { ...process.env, ...env } as Record<string, string> : undefined });
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+      expect(r.stderr, args.join(" ")).toMatch(message);
+    }
+  });
+});
