@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chooseIdentity, launcherArgv, namespaceHostname, passtChain, pastaChain, resolveRunas, type Facts } from "../src/isolation/chain.ts";
 import { buildFilter } from "../src/isolation/seccomp.ts";
 import { allowList } from "../src/isolation/sandbox.ts";
+import { executableRanges } from "../src/isolation/trim.ts";
 
 const tools = { setpriv: "/usr/bin/setpriv", unshare: "/usr/bin/unshare", nsenter: "/usr/bin/nsenter" };
 const root: Facts = { euid: 0, egid: 0, initialUserns: true, tools, orzo: ["/bin/orzo"] };
@@ -81,5 +82,21 @@ describe("isolation: the seccomp program", () => {
     for (const mode of ["pasta", "passt"] as const) {
       for (const call of ["mount", "setns", "unshare", "pivot_root", "ptrace", "execve"] as const) expect(allowList(mode)).not.toContain(call);
     }
+  });
+});
+
+describe("isolation: trimming the executable's start-up pages", () => {
+  test("only the executable's read-only mappings are taken", () => {
+    const maps = [
+      "00400000-00452000 r--p 00000000 08:02 173521 /usr/bin/orzo",
+      "00452000-00500000 r-xp 00052000 08:02 173521 /usr/bin/orzo",
+      "00600000-00601000 rw-p 00100000 08:02 173521 /usr/bin/orzo",
+      "7f0000000000-7f0000001000 r-xp 00000000 08:02 1 /usr/lib/libc.so.6",
+      "7f0000002000-7f0000003000 rw-p 00000000 00:00 0",
+    ].join("\n");
+    expect(executableRanges(maps, "/usr/bin/orzo")).toEqual([
+      { start: 0x400000, end: 0x452000 },
+      { start: 0x452000, end: 0x500000 },
+    ]);
   });
 });

@@ -120,7 +120,7 @@ describe("isolation: every thread of a running instance", () => {
     }
   });
 
-  test("passt, and passt with --fd: nobody, only CAP_SYS_ADMIN in its own namespace", async () => {
+  test("passt as root, as uid 65534, and with --fd: nobody, only CAP_SYS_ADMIN in its own namespace", async () => {
     const sock = join(tmp, `s${++n}.sock`);
     const pidFile = join(tmp, `p${n}.pid`);
     const p = host.spawn([orzo, "passt", "-f", "-1", "-s", sock, "-P", pidFile]);
@@ -128,6 +128,14 @@ describe("isolation: every thread of a running instance", () => {
       await expectConfined(await readyPid(pidFile), 65534, PASST_CAPS);
     } finally {
       p.kill();
+    }
+    // Rootless: the caller's own identity, in a user namespace of its own.
+    const pidFile3 = join(tmp, `p${++n}.pid`);
+    const r = host.spawn(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", orzo, "passt", "-f", "-1", "-s", join(tmp, `s${n}.sock`), "-P", pidFile3]);
+    try {
+      await expectConfined(await readyPid(pidFile3), 65534, PASST_CAPS);
+    } finally {
+      r.kill();
     }
     const pidFile2 = join(tmp, `p${++n}.pid`);
     // socat hands orzo one end of a connected socket as fd 5, the other end to a process that keeps it open.
@@ -164,6 +172,18 @@ describe("isolation: pasta's command", () => {
     expect(process.pid).toBeGreaterThan(10);
     const h = await host.run([orzo, "pasta", "-H", "box7", "--", "hostname"]);
     expect(h.stdout.trim()).toBe("box7");
+  });
+});
+
+describe("isolation: an environment that forbids a stage", () => {
+  test("no mount namespace may be made: orzo refuses to start (as pasta), one line, nothing left running", async () => {
+    const sock = join(tmp, `s${++n}.sock`);
+    // A user namespace whose limit of mount namespaces is 0 stands for a container that forbids them.
+    const r = await host.run(["unshare", "-r", "sh", "-c", `echo 0 > /proc/sys/user/max_mnt_namespaces && exec ${orzo} passt -f -s ${sock}`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/unshare.*No space left on device/);
+    expect((await run(["pgrep", "-f", `passt -f -s ${sock}`])).code).toBe(1);
   });
 });
 

@@ -167,14 +167,15 @@ export async function connRate(ctx: Ctx, dir: Dir): Promise<Sample> {
 }
 
 /**
- * Reads the tool's resident memory (MiB) once it has stopped changing (bounded wait): the pid-file process alone,
- * and with its children (orzo's namespace agent, if any; shared pages then count twice).
+ * Reads the tool's resident memory (MiB) once it has stopped changing (bounded wait): every process of the
+ * instance (the pid-file process and its descendants; shared pages count once per process), that process alone,
+ * and the anonymous part of the whole.
  */
-async function settledRss(ctx: Ctx): Promise<{ self: number; tree: number }> {
+async function settledRss(ctx: Ctx): Promise<{ self: number; tree: number; anon: number }> {
   const inst = ctx.sides.instance;
   if (!inst) throw new Error("no process to measure");
   let last = -1;
-  let rss = { self: 0, tree: 0 };
+  let rss = { self: 0, tree: 0, anonTree: 0 };
   await waitUntil(() => {
     rss = rssKb(inst.pid);
     const steady = rss.tree === last;
@@ -183,13 +184,13 @@ async function settledRss(ctx: Ctx): Promise<{ self: number; tree: number }> {
   }, ctx.smoke ? 500 : 2000, 100);
   inst.checkAlive();
   if (rss.self === 0) throw new Error(`no VmRSS for PID ${inst.pid}`);
-  return { self: rss.self / 1024, tree: rss.tree / 1024 };
+  return { self: rss.self / 1024, tree: rss.tree / 1024, anon: rss.anonTree / 1024 };
 }
 
 /** Resident memory right after start-up. */
 export async function idleRss(ctx: Ctx): Promise<Sample> {
   const rss = await settledRss(ctx);
-  return { value: rss.self, extra: { selfMiB: rss.self, withChildrenMiB: rss.tree } };
+  return { value: rss.tree, extra: { selfMiB: rss.self, allMiB: rss.tree, anonMiB: rss.anon } };
 }
 
 /** Resident memory with N connections held open through a -t port (tap or splice path by the sides). */
@@ -204,7 +205,7 @@ export async function heldRss(ctx: Ctx, n: number): Promise<Sample> {
       const ready = await holder.waitForOutput(/^ready \d+/m, limitS * 1000);
       if (!ready) throw new Error(holder.code !== null ? `holder: ${tail(holder.stderr || holder.stdout)}` : `${n} connections not open within ${limitS} s`);
       const rss = await settledRss(ctx);
-      return { value: rss.self, extra: { selfMiB: rss.self, withChildrenMiB: rss.tree, idleMiB: before.self, perConnectionKiB: ((rss.self - before.self) * 1024) / n } };
+      return { value: rss.tree, extra: { selfMiB: rss.self, allMiB: rss.tree, anonMiB: rss.anon, idleMiB: before.tree, perConnectionKiB: ((rss.tree - before.tree) * 1024) / n } };
     } finally {
       holder.closeStdin();
       await holder.kill(2000);

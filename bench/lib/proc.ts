@@ -158,19 +158,26 @@ export function tail(text: string, max = 160): string {
   return last.length > max ? `${last.slice(0, max)}…` : last || "(no output)";
 }
 
-/** Resident memory (kB, VmRSS from /proc/PID/status) of a process alone and with its descendants. */
-export function rssKb(pid: number): { self: number; tree: number } {
+/**
+ * Resident memory (kB, from /proc/PID/status) of a process alone and with its descendants: VmRSS, and the
+ * anonymous part (RssAnon) of the whole tree, beside it because a compiled Bun program maps tens of MiB of its
+ * own file.
+ */
+export function rssKb(pid: number): { self: number; tree: number; anonTree: number } {
   let self = 0;
   let tree = 0;
+  let anonTree = 0;
   const seen = new Set<number>();
   const visit = (p: number) => {
     if (seen.has(p)) return;
     seen.add(p);
     try {
-      const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      const status = readFileSync(`/proc/${p}/status`, "utf8");
+      const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
       const kb = m ? Number(m[1]) : 0;
       if (p === pid) self = kb;
       tree += kb;
+      anonTree += Number(/^RssAnon:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
       for (const task of readdirSafe(`/proc/${p}/task`)) {
         for (const c of readFileSync(`/proc/${p}/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) visit(Number(c));
       }
@@ -179,7 +186,7 @@ export function rssKb(pid: number): { self: number; tree: number } {
     }
   };
   visit(pid);
-  return { self, tree };
+  return { self, tree, anonTree };
 }
 
 function readdirSafe(dir: string): string[] {

@@ -100,10 +100,11 @@ export function passtChain(id: Identity, facts: Facts, args: readonly string[]):
  * The shell the launcher runs: it waits until orzo is ready (a line on fd 3; if orzo fails first, fd 3 ends
  * without one and the command never starts), then forks the first process of the new PID namespace, which
  * mounts a fresh /proc and becomes the command, as PID 1. The shell waits and exits with the command's status
- * (128 + the signal that ended it, by the shell's own rule).
+ * (128 + the signal that ended it, by the shell's own rule). The shell's own stderr goes to /dev/null, so that
+ * it does not report the command's death by a signal ("Killed"): the command gets the real one back on fd 4.
  */
 export const LAUNCHER_SCRIPT =
-  'read -r _ <&3 || exit 125; exec 3<&-; (mount -t proc proc /proc || echo "orzo: /proc not mounted afresh" >&2; exec "$@"); exit $?';
+  'read -r _ <&3 || exit 125; exec 3<&- 4>&2 2>/dev/null; (exec 2>&4 4>&-; mount -t proc proc /proc || echo "orzo: /proc not mounted afresh" >&2; exec "$@"); exit $?';
 
 /** The status the launcher exits with when orzo went away before it was ready. */
 export const LAUNCHER_ABANDONED = 125;

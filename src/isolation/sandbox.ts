@@ -15,12 +15,18 @@ import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, PR_SET_DUMPABLE,
 import { chdir, mount, pivotRoot, prctl, rawSyscall, umount2 } from "../syscalls/process.ts";
 import { errnoName } from "../syscalls/errno.ts";
 import { buildFilter, installFilter } from "./seccomp.ts";
+import { prepareTrim } from "./trim.ts";
 import { SYSCALL_NUMBERS, type SyscallName } from "./syscall_numbers.ts";
 
 /** The developer switch that skips stages 5 and 6 (for profilers and strace): see doc/isolation.md. */
 export const NO_SANDBOX_ENV = "ORZO_NO_SANDBOX";
 /** Test-only: after the filter is in place, make this system call (by name) and log the outcome. */
 export const SECCOMP_PROBE_ENV = "ORZO_TEST_SECCOMP_PROBE";
+/**
+ * Developer switch for re-deriving the allow-lists (bench/seccomp-derive.ts): the filter lets unlisted calls
+ * through and the kernel logs each (SECCOMP_RET_LOG), instead of failing them.
+ */
+export const SYSCALL_LOG_ENV = "ORZO_SECCOMP_LOG";
 
 /** Calls of the data path, hottest first: the filter compares in this order. */
 const DATA_PATH: readonly SyscallName[] = [
@@ -63,6 +69,7 @@ function emptyRoot(): void {
 
 /** Stages 4 to 6, in order; throws an Error naming the stage that failed. */
 export function confine(mode: "pasta" | "passt"): void {
+  const trim = prepareTrim();
   prctl(PR_SET_DUMPABLE, 0);
   if (process.env[NO_SANDBOX_ENV] === "1") {
     log.warn(`${NO_SANDBOX_ENV}=1: the filesystem view and the system call filter are left as they are`);
@@ -75,7 +82,8 @@ export function confine(mode: "pasta" | "passt"): void {
   }
   // no_new_privs on this thread first: the synchronised filter then sets it on every other thread.
   prctl(PR_SET_NO_NEW_PRIVS, 1);
-  installFilter(buildFilter(allowList(mode)));
+  installFilter(buildFilter(allowList(mode), process.env[SYSCALL_LOG_ENV] === "1"));
+  trim();
   const probe = process.env[SECCOMP_PROBE_ENV];
   if (probe !== undefined && probe in SYSCALL_NUMBERS) {
     const r = rawSyscall(SYSCALL_NUMBERS[probe as SyscallName]);

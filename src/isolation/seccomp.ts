@@ -28,6 +28,7 @@ const X32_SYSCALL_BIT = 0x40000000;
 const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 const SECCOMP_RET_ERRNO = 0x00050000;
 const SECCOMP_RET_ALLOW = 0x7fff0000;
+const SECCOMP_RET_LOG = 0x7ffc0000;
 /** The errno an unlisted call fails with. */
 export const DENIED_ERRNO = Errno.EPERM;
 
@@ -40,10 +41,11 @@ interface Insn {
 }
 
 /**
- * The filter program for an allow-list (in the order given: put the hottest calls first). Throws when the list
- * is too long for the 8-bit jump offsets.
+ * The filter program for an allow-list (in the order given: put the hottest calls first). logOnly: unlisted
+ * calls go through and are logged by the kernel, to find what the list misses. Throws when the list is too long
+ * for the 8-bit jump offsets.
  */
-export function buildFilter(allowed: readonly SyscallName[]): Uint8Array {
+export function buildFilter(allowed: readonly SyscallName[], logOnly = false): Uint8Array {
   const numbers = [...new Set(allowed.map((n) => SYSCALL_NUMBERS[n]))];
   if (numbers.length > 250) throw new RangeError(`${numbers.length} system calls do not fit one jump table`);
   const prog: Insn[] = [
@@ -56,7 +58,7 @@ export function buildFilter(allowed: readonly SyscallName[]): Uint8Array {
   ];
   // Each comparison jumps to the ALLOW at the end: past the rest of the list and the default return.
   numbers.forEach((nr, i) => prog.push({ code: BPF_JEQ_K, jt: numbers.length - i, jf: 0, k: nr }));
-  prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ERRNO | DENIED_ERRNO });
+  prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: logOnly ? SECCOMP_RET_LOG : SECCOMP_RET_ERRNO | DENIED_ERRNO });
   prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ALLOW });
   const bytes = new Uint8Array(prog.length * SOCK_FILTER.size);
   const v = new DataView(bytes.buffer);

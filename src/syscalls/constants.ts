@@ -183,3 +183,4 @@ export const SYS_PIVOT_ROOT = 155;
 export const SYS_SECCOMP = 317;
 export const SECCOMP_SET_MODE_FILTER = 1;
 export const SECCOMP_FILTER_FLAG_TSYNC = 1;
+export const MADV_PAGEOUT = 21;

@@ -86,6 +86,7 @@ const SIGNATURES = {
   close_range: { args: ["u32", "u32", "i32"], returns: "i32" },
   // isolation: the filesystem view, the hostname, the system call filter
   mount: { args: ["ptr", "ptr", "ptr", "u64", "ptr"], returns: "i32" },
+  madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
   umount2: { args: ["ptr", "i32"], returns: "i32" },
   chdir: { args: ["ptr"], returns: "i32" },
   sethostname: { args: ["ptr", "u64"], returns: "i32" },

@@ -202,3 +202,8 @@ export function seccompSetFilter(flags: number, program: Uint8Array): number {
 export function rawSyscall(nr: number): number {
   return ret(libc.syscall3(nr, 0, 0, 0));
 }
+
+/** madvise(2) over [addr, addr + len) (page-aligned); returns 0 or -errno. */
+export function madvise(addr: number, len: number, advice: number): number {
+  return ret(libc.madvise(addr, len, advice));
+}
