@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { chooseIdentity, launcherArgv, namespaceHostname, passtChain, pastaChain, resolveRunas, type Facts } from "../src/isolation/chain.ts";
 import { buildFilter } from "../src/isolation/seccomp.ts";
-import { allowList } from "../src/isolation/sandbox.ts";
+import { allowList, ARG_RULES } from "../src/isolation/sandbox.ts";
+import { SYSCALL_NUMBERS } from "../src/isolation/syscall_numbers.ts";
 import { executableRanges } from "../src/isolation/trim.ts";
 
 const tools = { setpriv: "/usr/bin/setpriv", unshare: "/usr/bin/unshare", nsenter: "/usr/bin/nsenter" };
@@ -74,6 +75,41 @@ describe("isolation: the seccomp program", () => {
     expect(insn(7)).toEqual({ code: 0x15, jt: 1, jf: 0, k: 1 });
     expect(insn(8)).toEqual({ code: 0x06, jt: 0, jf: 0, k: 0x00050000 | 1 });
     expect(insn(9)).toEqual({ code: 0x06, jt: 0, jf: 0, k: 0x7fff0000 });
+  });
+
+  test("run on a BPF interpreter: listed calls pass, argument rules check their argument, the rest fail with EPERM", () => {
+    const prog = buildFilter(allowList("pasta"), false, ARG_RULES);
+    const v = new DataView(prog.buffer);
+    /** Runs the program on a struct seccomp_data (classic BPF: loads, equality and >= jumps, returns). */
+    const run = (nr: number, args: number[] = [], arch = 0xc000003e) => {
+      const data = new DataView(new ArrayBuffer(64));
+      data.setUint32(0, nr, true);
+      data.setUint32(4, arch, true);
+      args.forEach((a, i) => data.setUint32(16 + 8 * i, a >>> 0, true));
+      let acc = 0;
+      for (let pc = 0; pc < prog.length / 8; pc++) {
+        const [code, jt, jf, k] = [v.getUint16(pc * 8, true), v.getUint8(pc * 8 + 2), v.getUint8(pc * 8 + 3), v.getUint32(pc * 8 + 4, true)];
+        if (code === 0x20) acc = data.getUint32(k, true);
+        else if (code === 0x15) pc += acc === k ? jt : jf;
+        else if (code === 0x35) pc += acc >= k ? jt : jf;
+        else if (code === 0x06) return k;
+        else throw new Error(`unexpected instruction ${code}`);
+      }
+      throw new Error("ran off the end");
+    };
+    const ALLOW = 0x7fff0000;
+    const EPERM = 0x00050001;
+    expect(run(SYSCALL_NUMBERS.read)).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.splice)).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.mount)).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.socket, [2, 1, 0])).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.socket, [10, 2, 0])).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.socket, [16, 3, 0])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.socket, [17, 3, 0])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.ioctl, [5, 0x5411])).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.ioctl, [5, 0x400454ca])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.read, [], 0x40000003)).toBe(0x80000000);
+    expect(run(0x40000000 + SYSCALL_NUMBERS.read)).toBe(0x80000000);
   });
 
   test("the lists: passt has no splice; neither has mount, setns, unshare or pivot_root", () => {

@@ -16,8 +16,8 @@ import { SYSCALL_NUMBERS, type SyscallName } from "./syscall_numbers.ts";
 
 /** struct sock_filter: u16 code, u8 jt, u8 jf, u32 k. */
 const SOCK_FILTER = { size: 8, code: 0, jt: 2, jf: 3, k: 4 } as const;
-/** struct seccomp_data: the call number, then the architecture. */
-const SECCOMP_DATA = { nr: 0, arch: 4 } as const;
+/** struct seccomp_data: the call number, the architecture, then the six arguments (64 bits each, low word first). */
+const SECCOMP_DATA = { nr: 0, arch: 4, args: 16 } as const;
 
 const BPF_LD_W_ABS = 0x20;
 const BPF_JEQ_K = 0x15;
@@ -40,14 +40,26 @@ interface Insn {
   k: number;
 }
 
+/** A call allowed only with one of some values in one argument (its low 32 bits: the C type is an int). */
+export interface ArgRule {
+  readonly call: SyscallName;
+  readonly arg: number;
+  readonly values: readonly number[];
+}
+
 /**
- * The filter program for an allow-list (in the order given: put the hottest calls first). logOnly: unlisted
- * calls go through and are logged by the kernel, to find what the list misses. Throws when the list is too long
- * for the 8-bit jump offsets.
+ * The filter program for an allow-list (in the order given: put the hottest calls first) and calls allowed only
+ * with certain argument values. logOnly: what would be denied goes through and is logged by the kernel, to find
+ * what the lists miss. Throws when the program is too long for the 8-bit jump offsets.
+ *
+ * Layout (classic BPF jumps only forward): the architecture checks; one comparison per listed call, jumping to
+ * the ALLOW at the very end; one comparison per argument rule, jumping to its block; the default return; the
+ * blocks (load the argument, compare with each value, jump to ALLOW, else the default return); ALLOW.
  */
-export function buildFilter(allowed: readonly SyscallName[], logOnly = false): Uint8Array {
-  const numbers = [...new Set(allowed.map((n) => SYSCALL_NUMBERS[n]))];
-  if (numbers.length > 250) throw new RangeError(`${numbers.length} system calls do not fit one jump table`);
+export function buildFilter(allowed: readonly SyscallName[], logOnly = false, rules: readonly ArgRule[] = []): Uint8Array {
+  const ruled = new Set(rules.map((r) => r.call));
+  const numbers = [...new Set(allowed.filter((n) => !ruled.has(n)).map((n) => SYSCALL_NUMBERS[n]))];
+  const deny = logOnly ? SECCOMP_RET_LOG : SECCOMP_RET_ERRNO | DENIED_ERRNO;
   const prog: Insn[] = [
     { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SECCOMP_DATA.arch },
     { code: BPF_JEQ_K, jt: 1, jf: 0, k: AUDIT_ARCH_X86_64 },
@@ -56,9 +68,26 @@ export function buildFilter(allowed: readonly SyscallName[], logOnly = false): U
     { code: BPF_JGE_K, jt: 0, jf: 1, k: X32_SYSCALL_BIT },
     { code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_KILL_PROCESS },
   ];
-  // Each comparison jumps to the ALLOW at the end: past the rest of the list and the default return.
-  numbers.forEach((nr, i) => prog.push({ code: BPF_JEQ_K, jt: numbers.length - i, jf: 0, k: nr }));
-  prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: logOnly ? SECCOMP_RET_LOG : SECCOMP_RET_ERRNO | DENIED_ERRNO });
+  const blockLen = (r: ArgRule) => 2 + r.values.length;
+  const blocksLen = rules.reduce((n, r) => n + blockLen(r), 0);
+  const allowAt = prog.length + numbers.length + rules.length + 1 + blocksLen;
+  const jump = (from: number, to: number) => {
+    const d = to - from - 1;
+    if (d > 255) throw new RangeError(`the filter program is too long for its jumps (${allowAt + 1} instructions)`);
+    return d;
+  };
+  for (const nr of numbers) prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, allowAt), jf: 0, k: nr });
+  let blockAt = prog.length + rules.length + 1;
+  for (const r of rules) {
+    prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, blockAt), jf: 0, k: SYSCALL_NUMBERS[r.call] });
+    blockAt += blockLen(r);
+  }
+  prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: deny });
+  for (const r of rules) {
+    prog.push({ code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SECCOMP_DATA.args + 8 * r.arg });
+    for (const value of r.values) prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, allowAt), jf: 0, k: value >>> 0 });
+    prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: deny });
+  }
   prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ALLOW });
   const bytes = new Uint8Array(prog.length * SOCK_FILTER.size);
   const v = new DataView(bytes.buffer);
