@@ -7,6 +7,7 @@ import { handOffToBackground, isBackgroundChild } from "./lifecycle.ts";
 import { log, setupLogging, writeAll } from "./log.ts";
 import { execIsolated } from "./isolation/stage1.ts";
 import { takeStage2State, type Stage2State } from "./isolation/stage2_state.ts";
+import { close } from "./syscalls/io.ts";
 import { runPasst } from "./passt.ts";
 import { runPasta } from "./pasta.ts";
 
@@ -65,7 +66,10 @@ export async function main(program: string, args: readonly string[]): Promise<nu
         // pasta running a command is quiet unless asked otherwise: the command's output is what the user watches.
         const quiet = config.mode === "pasta" && config.logLevel === "info" && config.command.length > 0;
         setupLogging({ ...config, logLevel: quiet ? "warn" : config.logLevel, logFd: state?.logFd });
-        if (state) return await runMode(config, state);
+        if (state) {
+          if (state.exeFd !== undefined) close(state.exeFd);
+          return await runMode(config, state);
+        }
         log.debug(`configuration: ${JSON.stringify(config)}`);
         return await startInstance(config, args);
       }

@@ -52,4 +52,15 @@ describe("the compiled executable", () => {
     expect(bad.err.trim().split("\n")).toHaveLength(1);
     expect(bad.err).toContain("--bogus");
   });
+
+  test("a running instance needs no file of the source tree: pasta with its namespace thread, the source hidden", () => {
+    // util-linux stays reachable (it is a run-time dependency); the tree the executable was built from does not.
+    const src = join(import.meta.dir, "..", "src");
+    const r = Bun.spawnSync(["unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs none ${src} && exec ./orzo pasta -- sh -c 'echo $$'`], {
+      cwd: dir, env: { PATH: `${dir}:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: dir }, stdout: "pipe", stderr: "pipe", timeout: 20_000,
+    });
+    expect(r.stderr.toString()).toBe("");
+    expect(r.stdout.toString().trim()).toBe("1");
+    expect(r.exitCode).toBe(0);
+  });
 });

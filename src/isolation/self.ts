@@ -5,3 +5,13 @@ export function orzoCommand(): string[] {
   if (Bun.main.startsWith("/$bunfs/")) return [process.execPath];
   return [process.execPath, new URL("../main.ts", import.meta.url).pathname];
 }
+
+/**
+ * The command that starts stage 2 at the end of the exec chain: the executable through an fd stage 1 opened
+ * (exeFd), so that the identity stage 2 runs as need not reach the directory it lies in (root's own, say).
+ */
+export function stage2Command(exeFd: number | undefined): string[] {
+  const self = orzoCommand();
+  if (exeFd === undefined || self.length !== 1) return self;
+  return [`/proc/self/fd/${exeFd}`];
+}

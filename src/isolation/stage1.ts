@@ -4,17 +4,17 @@
  * marks every other inherited or Bun-made fd close-on-exec (stage 1 of isolation: nothing leaks into the
  * instance but what an option names), and replaces itself with the exec chain (chain.ts) that ends in stage 2.
  */
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import type { Config } from "../cli/config.ts";
 import { log, logFileFd } from "../log.ts";
-import { F_SETFD, O_CLOEXEC, O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY } from "../syscalls/constants.ts";
+import { F_SETFD, O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY } from "../syscalls/constants.ts";
 import { errnoText, SyscallError } from "../syscalls/errno.ts";
-import { fcntl, open, pipe2, close } from "../syscalls/io.ts";
+import { close, fcntl, open, pipe2 } from "../syscalls/io.ts";
 import { cloexecFrom, execve, getegid, geteuid, groupByName, reapChild, userByName } from "../syscalls/process.ts";
 import { readyFdFromEnv } from "../lifecycle.ts";
 import { openPcapFile } from "../tap/pcap.ts";
 import { openPasstSocket } from "../tap/passt_stream.ts";
-import { orzoCommand } from "./self.ts";
+import { orzoCommand, stage2Command } from "./self.ts";
 import {
   chooseIdentity, launcherArgv, NOBODY_ID, passtChain, pastaChain, resolveRunas,
   type Facts, type Identity, type Tools,
@@ -49,9 +49,23 @@ function inInitialUserns(): boolean {
   }
 }
 
-/** The facts the chain is planned from. */
-function facts(): Facts {
-  return { euid: geteuid(), egid: getegid(), initialUserns: inInitialUserns(), tools: findTools(), orzo: orzoCommand() };
+/** The facts the chain is planned from; exeFd: the executable, open for stage 2's exec. */
+function facts(exeFd: number | undefined): Facts {
+  return { euid: geteuid(), egid: getegid(), initialUserns: inInitialUserns(), tools: findTools(), orzo: stage2Command(exeFd) };
+}
+
+/**
+ * The executable, open (O_PATH) for the exec that starts stage 2, when another identity might not reach it by
+ * its path (a directory or the file not open to everyone); undefined when its path will do (so that ps shows
+ * that path) or when run from source.
+ */
+function openExecutable(): number | undefined {
+  if (orzoCommand().length !== 1) return undefined;
+  const path = process.execPath;
+  const dirs = path.split("/").slice(1, -1).map((_, i, parts) => `/${parts.slice(0, i + 1).join("/")}`);
+  const everyone = (p: string) => (statSync(p).mode & 0o001) !== 0;
+  if (everyone(path) && dirs.every(everyone)) return undefined;
+  return open(path, O_PATH | O_CLOEXEC);
 }
 
 /** The identity stage 2 runs as; throws StartError for an impossible --runas. */
@@ -135,9 +149,11 @@ function inherit(fd: number | undefined): void {
  * the program name). Returns only by throwing (StartError, or the failure of execve).
  */
 export function execIsolated(config: Config, args: readonly string[]): never {
-  const f = facts();
+  const exeFd = openExecutable();
+  const f = facts(exeFd);
   const id = identity(config, f);
   const state: Stage2State = {
+    exeFd,
     pidFileFd: config.pidFile !== undefined ? openPidFile(config.pidFile) : undefined,
     pcapFd: config.pcapFile !== undefined ? openPcapFile(config.pcapFile) : undefined,
     logFd: logFileFd(),
@@ -177,7 +193,7 @@ export function execIsolated(config: Config, args: readonly string[]): never {
   }
   // Isolation stage 1: nothing crosses the exec but stdio and the fds named here (an option's, such as --fd).
   cloexecFrom(3);
-  const passed = [state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
+  const passed = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
   for (const fd of passed) inherit(fd);
   const env = Object.entries(process.env).filter(([k]) => k !== STAGE2_ENV).map(([k, v]) => `${k}=${v}`);
   env.push(`${STAGE2_ENV}=${JSON.stringify(state)}`);

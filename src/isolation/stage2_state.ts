@@ -8,6 +8,8 @@ export const STAGE2_ENV = "ORZO_STAGE2";
 
 /** The handed-over state. */
 export interface Stage2State {
+  /** The executable, through which the chain started stage 2 (closed once stage 2 runs). */
+  exeFd?: number;
   /** The PID file, open for writing once ready. */
   pidFileFd?: number;
   /** The capture file (--pcap), its header written. */
@@ -38,6 +40,7 @@ export function takeStage2State(): Stage2State | undefined {
   const parsed = JSON.parse(text) as Stage2State;
   const fd = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
   return {
+    exeFd: fd(parsed.exeFd),
     pidFileFd: fd(parsed.pidFileFd),
     pcapFd: fd(parsed.pcapFd),
     logFd: fd(parsed.logFd),

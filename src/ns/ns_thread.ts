@@ -18,6 +18,15 @@ const NS_TIMEOUT_MS = 10_000;
 /** Largest request or reply. */
 const MESSAGE_MAX = 16 * 1024;
 
+/**
+ * Where the namespace thread's code is: inside the executable (build.ts embeds it as a second entry point, named
+ * relative to src/, where main.ts is), or next to this file when run from source. In the executable,
+ * import.meta.url still names the source file, which need not exist where the executable runs.
+ */
+function workerEntry(): string {
+  return Bun.main.startsWith("/$bunfs/") ? "./ns/ns_worker.ts" : new URL("./ns_worker.ts", import.meta.url).href;
+}
+
 /** Raised when the namespace thread fails, answers with an error, or does not answer in time. */
 export class NsThreadError extends Error {
   override name = "NsThreadError";
@@ -52,7 +61,7 @@ export class NamespaceThread {
     const timeout = new Uint8Array(16);
     new DataView(timeout.buffer).setUint32(0, NS_TIMEOUT_MS / 1000, true);
     setsockoptBytes(ours, SOL_SOCKET, SO_RCVTIMEO, timeout);
-    const worker = new Worker(new URL("./ns_worker.ts", import.meta.url).href);
+    const worker = new Worker(workerEntry());
     worker.postMessage({ sock: theirs, target } satisfies NsStart);
     const t = new NamespaceThread(ours, worker);
     return {
