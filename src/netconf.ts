@@ -193,7 +193,9 @@ function addressing4(cfg: FamilyConfig, host: HostInterface | undefined): Family
   const addr = given ?? parsed(host?.address);
   const gateway = parsed(cfg.gateway) ?? parsed(host?.gateway);
   if (host !== undefined && addr !== undefined && gateway !== undefined) {
-    const prefixLen = cfg.prefixLen ?? ((given === undefined && host.prefixLen) || classfulPrefixLen(addr));
+    // The host's address comes with its own prefix length: -n applies to an -a address (pasta(1), -n).
+    const prefixLen =
+      given === undefined ? host.prefixLen || classfulPrefixLen(addr) : (cfg.prefixLen ?? classfulPrefixLen(given));
     return { enabled: true, localMode: false, addr, prefixLen, gateway, ours: gateway.slice() };
   }
   const localAddr = given ?? parsed(LOCAL4_ADDR)!;

@@ -193,7 +193,9 @@ describe("resolveNetConf: addressing", () => {
     expect(resolved(["-a", "192.168.7.7"]).ip4.prefixLen).toBe(24);
     expect(resolved(["-a", "203.0.113.7/28"]).ip4.prefixLen).toBe(28);
     expect(resolved(["-a", "10.0.2.15", "-n", "255.255.255.0"]).ip4.prefixLen).toBe(24);
-    expect(resolved(["-n", "16"]).ip4).toMatchObject({ addr: "198.51.100.1", prefixLen: 16, addrFixed: false });
+    // -n is for an -a address (pasta(1)): the host's address keeps its own length; local mode takes it.
+    expect(resolved(["-n", "16"]).ip4).toMatchObject({ addr: "198.51.100.1", prefixLen: 24, addrFixed: false });
+    expect(resolved(["-n", "20"], NO_HOST).ip4).toMatchObject({ addr: "169.254.2.1", prefixLen: 20, localMode: true });
     expect(resolved(["-a", "2001:db8::5", "-g", "2001:db8::ff"]).ip6).toMatchObject({
       addr: "2001:db8::5",
       prefixLen: 64,

@@ -5,7 +5,7 @@
  */
 import { parseForwardConfig, type ForwardConfig } from "../fwd/rules.ts";
 import { CliError, conflicting } from "./errors.ts";
-import type { Mode, ParsedOptions } from "./options.ts";
+import { lastGiven, type Mode, type ParsedOptions } from "./options.ts";
 import type { GuestAddress, IpAddress } from "./values.ts";
 
 /** The most search domains passed to the guest (as many as resolv.conf's search list is read for). */
@@ -111,21 +111,47 @@ function lastPerFamily(values: readonly (IpAddress | "none")[] | undefined): Per
   return out;
 }
 
-/** -a: one address per IP version; a second one for the same version is refused rather than silently dropped. */
-function guestAddresses(values: readonly GuestAddress[] | undefined): PerFamily<GuestAddress> {
-  const out: PerFamily<GuestAddress> = {};
-  for (const v of values ?? []) {
-    const earlier = out[v.family];
-    if (earlier !== undefined) {
-      throw new CliError(`option '--address' given twice for IPv${v.family}: '${earlier.text}' and '${v.text}'`);
+/** -a and -n folded as pasta takes them: the last address of each IP version, and the IPv4 prefix length. */
+interface GuestAddressing {
+  readonly 4?: GuestAddress;
+  readonly 6?: GuestAddress;
+  readonly prefixLen4?: number;
+}
+
+/**
+ * -a and -n in command-line order, as pasta takes them: the last -a of each IP version wins, and so does the
+ * last of -n and an IPv4 -a for the IPv4 prefix length (an -a without a length takes an earlier -n's). A length
+ * in -a and a -n do not mix: one after the other is refused, either way, whatever the -a's IP version, unless
+ * another -a without a length came between them.
+ */
+function guestAddresses(options: ParsedOptions, order: readonly string[]): GuestAddressing {
+  const out: { 4?: GuestAddress; 6?: GuestAddress; prefixLen4?: number } = {};
+  const netmask = options.netmask;
+  let next = 0;
+  let netmaskSeen = false;
+  let lastWithLength: GuestAddress | undefined;
+  for (const key of order) {
+    if (key === "netmask") {
+      if (lastWithLength !== undefined) throw netmaskConflict(lastWithLength);
+      netmaskSeen = true;
+      out.prefixLen4 = netmask;
+    } else if (key === "address") {
+      const a = options.address![next++];
+      if (a.prefixLen !== undefined && netmaskSeen) throw netmaskConflict(a);
+      lastWithLength = a.prefixLen === undefined ? undefined : a;
+      out[a.family] = a;
+      if (a.family === 4) out.prefixLen4 = a.prefixLen ?? (netmaskSeen ? netmask : undefined);
     }
-    out[v.family] = v;
   }
   return out;
 }
 
+function netmaskConflict(a: GuestAddress): CliError {
+  return new CliError(`option '--netmask' conflicts with the prefix length in '--address ${a.text}/${a.prefixLen}'`);
+}
+
 /** A list option where "none" empties the list and disables the feature until a later value turns it back on. */
-function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T) => string) {
+function listOrNone<T>(values: readonly (T | "none")[] | undefined, items: (v: T) => readonly string[]) {
   let list: string[] = [];
   let none = false;
   for (const v of values ?? []) {
@@ -133,7 +159,7 @@ function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T)
       list = [];
       none = true;
     } else {
-      list.push(text(v));
+      list.push(...items(v));
       none = false;
     }
   }
@@ -141,8 +167,9 @@ function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T)
 }
 
 /** The network settings of a parsed command line; throws CliError for combinations pasta refuses. */
-export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig {
-  if (options.ipv4Only && options.ipv6Only) throw conflicting("ipv6-only", "ipv4-only");
+export function networkConfig(options: ParsedOptions, order: readonly string[], mode: Mode): NetworkConfig {
+  // -4 and -6 undo each other: the later one stands, as in pasta.
+  const only = lastGiven(order, ["ipv4Only", "ipv6Only"] as const);
   const pasta = mode === "pasta";
   const spliceOnly = pasta && options.spliceOnly === true;
   const noSplice = !pasta || options.noSplice === true;
@@ -151,11 +178,7 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
   }
 
-  const address = guestAddresses(options.address);
-  const a4 = address[4];
-  if (a4?.prefixLen !== undefined && options.netmask !== undefined) {
-    throw new CliError(`option '--netmask' conflicts with the prefix length in '--address ${a4.text}/${a4.prefixLen}'`);
-  }
+  const address = guestAddresses(options, order);
   const gateway = lastPerFamily(options.gateway);
   const outbound = lastPerFamily(options.outbound);
   const dnsForward = lastPerFamily(options.dnsForward);
@@ -164,7 +187,7 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
   const mapGuestAddr = lastPerFamily(options.mapGuestAddr);
   const family = (v: 4 | 6): FamilyConfig => ({
     address: address[v]?.text,
-    prefixLen: address[v]?.prefixLen ?? (v === 4 ? options.netmask : undefined),
+    prefixLen: v === 4 ? address.prefixLen4 : address[6]?.prefixLen,
     gateway: gateway[v],
     outbound: outbound[v],
     outboundIf: v === 4 ? options.outboundIf4 : options.outboundIf6,
@@ -174,10 +197,10 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     mapGuestAddr: mapGuestAddr[v],
   });
 
-  const dns = listOrNone(options.dns, (a) => a.text);
-  const search = listOrNone(options.search, (s) => s);
+  const dns = listOrNone(options.dns, (a) => [a.text]);
+  const search = listOrNone(options.search, (list) => list);
   if (search.list.length > MAX_SEARCH_DOMAINS) {
-    throw new CliError(`option '--search' given more than ${MAX_SEARCH_DOMAINS} times`);
+    throw new CliError(`option '--search' gives more than ${MAX_SEARCH_DOMAINS} search domains`);
   }
 
   return {
@@ -188,8 +211,8 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     templateIfname: options.templateIfname,
     ip4: family(4),
     ip6: family(6),
-    ipv4Only: options.ipv4Only === true,
-    ipv6Only: options.ipv6Only === true,
+    ipv4Only: only === "ipv4Only",
+    ipv6Only: only === "ipv6Only",
     // --splice-only has no tap, so nothing to pass DNS information over.
     dns: spliceOnly ? [] : dns.list,
     noDns: spliceOnly || dns.none,
@@ -220,8 +243,8 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
         "-U": options.udpNs ?? [],
       },
       pasta,
-      ipv4: options.ipv6Only !== true,
-      ipv6: options.ipv4Only !== true,
+      ipv4: only !== "ipv6Only",
+      ipv6: only !== "ipv4Only",
       noTcp: options.noTcp === true,
       noUdp: options.noUdp === true,
     }),

@@ -18,7 +18,7 @@ import {
   netnsPath,
   portSpec,
   runAs,
-  searchDomain,
+  searchDomains,
   socketPath,
   SPECIAL_ADDRESSES,
 } from "./values.ts";
@@ -165,7 +165,7 @@ export const OPTIONS = {
     short: "a",
     valueName: "ADDR[/LEN]",
     parse: guestAddress,
-    help: "IPv4 or IPv6 address for the guest, one of each at most (default: the host's)",
+    help: "IPv4 or IPv6 address for the guest, the last one of each IP version counts (default: the host's)",
   }),
   netmask: single({
     long: "netmask",
@@ -246,9 +246,9 @@ export const OPTIONS = {
   search: multiple({
     long: "search",
     short: "S",
-    valueName: "DOMAIN|none",
-    parse: searchDomain,
-    help: "DNS search domain; none: no search list (default: from /etc/resolv.conf)",
+    valueName: "LIST|none",
+    parse: searchDomains,
+    help: "DNS search domains, space-separated; none: no search list (default: from /etc/resolv.conf)",
   }),
   hostname: single({
     long: "hostname",
@@ -390,8 +390,16 @@ export type ParsedOptions<Table extends OptionTable = typeof OPTIONS> = {
 /** Options and operands of one command line. */
 export interface ParsedArgs<Table extends OptionTable = typeof OPTIONS> {
   readonly options: ParsedOptions<Table>;
+  /** The options given, as their keys, once per occurrence in command-line order: where the last of several wins. */
+  readonly order: readonly (keyof Table & string)[];
   /** Arguments after the options: for pasta, the command to run or a PID. */
   readonly operands: readonly string[];
+}
+
+/** Which of the given keys came last on the command line (undefined: none was given), for options that undo each other. */
+export function lastGiven<K extends string>(order: readonly string[], keys: readonly K[]): K | undefined {
+  for (let i = order.length - 1; i >= 0; i--) if ((keys as readonly string[]).includes(order[i])) return order[i] as K;
+  return undefined;
 }
 
 /** Every long name of a row: its own and its aliases. */
@@ -427,14 +435,16 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
 ): ParsedArgs<Table> {
   const rows = Object.entries(table);
   const values: Record<string, unknown> = {};
+  const order: (keyof Table & string)[] = [];
   const done = (operands: readonly string[]): ParsedArgs<Table> => ({
     options: values as ParsedOptions<Table>,
+    order,
     operands,
   });
   let next = 0;
 
   // Returns true when the option ends parsing (help, version).
-  const take = (key: string, spelled: string, inlineValue: string | undefined): boolean => {
+  const take = (key: keyof Table & string, spelled: string, inlineValue: string | undefined): boolean => {
     const def = table[key];
     if (def.modes !== "both" && def.modes !== mode) {
       throw new CliError(`option '${spelled}' is for ${def.modes} mode only`);
@@ -442,6 +452,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
     if (def.kind === "flag") {
       if (inlineValue !== undefined) throw new CliError(`option '${spelled}' doesn't allow an argument`);
       values[key] = true;
+      order.push(key);
       return def.terminal;
     }
     const raw = inlineValue ?? (next < args.length ? args[next++] : undefined);
@@ -455,6 +466,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
     }
     if (def.kind === "multiple") ((values[key] ??= []) as unknown[]).push(value);
     else values[key] = value;
+    order.push(key);
     return false;
   };
 
