@@ -111,6 +111,9 @@ export interface NetConf {
   noNdp: boolean;
   noRa: boolean;
   noIcmp: boolean;
+  /** --no-tcp, --no-udp: the guest's TCP segments and UDP datagrams (DHCP aside) are dropped. */
+  noTcp: boolean;
+  noUdp: boolean;
 }
 
 /** MTU advertised by default: the largest frame (65535 bytes) less the Ethernet header, rounded down to 4 bytes. */
@@ -340,6 +343,8 @@ export function resolveNetConf(config: Config, host: HostAddressing, resolv: Res
     // pasta --config-net configures the interface itself, so router advertisements would only compete.
     noRa: config.noRa || (config.mode === "pasta" && config.configNet),
     noIcmp: config.noIcmp,
+    noTcp: config.noTcp,
+    noUdp: config.noUdp,
   };
 }
 

@@ -121,6 +121,8 @@ describe("resolveNetConf: addressing", () => {
       noNdp: false,
       noRa: false,
       noIcmp: false,
+      noTcp: false,
+      noUdp: false,
     });
   });
 
