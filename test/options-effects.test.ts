@@ -21,10 +21,12 @@ import { Mem } from "../src/syscalls/mem.ts";
 import { accept4, bind, listen, socket } from "../src/syscalls/socket.ts";
 import { L2Ingress } from "../src/tap/ingress.ts";
 import { rd16 } from "../src/wire/bytes.ts";
-import { DHCP_OPT, DHCP_OPTIONS, dhcpOptionsParse } from "../src/wire/dhcp.ts";
+import { DHCP_OPT, DHCP_OPTIONS, dhcpFqdnDecode, dhcpOptionsParse } from "../src/wire/dhcp.ts";
 import { DHCP6_OPT, dhcp6Options } from "../src/wire/dhcpv6.ts";
-import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from "../src/wire/ethernet.ts";
-import { NDP_RA, ndpOptionsParse } from "../src/wire/icmpv6.ts";
+import { dnsNamesDecode } from "../src/wire/dnsname.ts";
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, formatMac } from "../src/wire/ethernet.ts";
+import { NDP_RA, ndpMtuDecode, ndpOptionsParse, ndpRdnssDecode } from "../src/wire/icmpv6.ts";
+import { formatIPv4, inanyToText } from "../src/wire/inany.ts";
 import {
   ARP_REQUEST, DHCP6_SOLICIT, DHCP_DISCOVER, ICMP6_ECHO_REQUEST, ICMP_ECHO_REQUEST, NEIGHBOR_SOLICITATION,
   ROUTER_SOLICITATION, TCP4_SYN, TCP6_SYN, UDP4_DATAGRAM,
@@ -138,16 +140,25 @@ function acceptOne(fd: number): boolean {
   return true;
 }
 
-/** The DHCP option codes of the first DHCP reply, the NDP option types of the first RA, the DHCPv6 option codes of the first DHCPv6 reply. */
-function optionsOf(frames: Uint8Array[]) {
+/** The options of the first DHCP reply, RA and DHCPv6 reply among frames (DHCP by code, NDP as found, DHCPv6 in order). */
+function repliesOf(frames: Uint8Array[]) {
   const dhcp = frames.find((f) => kind(f) === "dhcp");
   const ra = frames.find((f) => kind(f) === `icmp6-${NDP_RA}`);
   const dhcpv6 = frames.find((f) => kind(f) === "dhcpv6");
-  const msg4 = 14 + 20 + 8;
   return {
-    dhcp: dhcp ? [...dhcpOptionsParse(dhcp, msg4 + DHCP_OPTIONS, dhcp.length)!.keys()] : null,
-    ra: ra ? ndpOptionsParse(ra, 54 + 16, ra.length)!.map((o) => o.type) : null,
-    dhcpv6: dhcpv6 ? dhcp6Options(dhcpv6, 62 + 4, dhcpv6.length)!.map((o) => o.code) : null,
+    dhcp: dhcp ? dhcpOptionsParse(dhcp, 14 + 20 + 8 + DHCP_OPTIONS, dhcp.length)! : null,
+    ra: ra ? { frame: ra, options: ndpOptionsParse(ra, 54 + 16, ra.length)! } : null,
+    dhcpv6: dhcpv6 ? { frame: dhcpv6, options: dhcp6Options(dhcpv6, 62 + 4, dhcpv6.length)! } : null,
+  };
+}
+
+/** The option codes of those replies. */
+function optionsOf(frames: Uint8Array[]) {
+  const r = repliesOf(frames);
+  return {
+    dhcp: r.dhcp ? [...r.dhcp.keys()] : null,
+    ra: r.ra ? r.ra.options.map((o) => o.type) : null,
+    dhcpv6: r.dhcpv6 ? r.dhcpv6.options.map((o) => o.code) : null,
   };
 }
 
@@ -201,6 +212,26 @@ describe("protocol switches, from the guest's side", () => {
     expect([has(pasta, dns), has(pasta, search)]).toEqual([[false, false, false], [false, false, false]]);
     const asked = optionsOf(observe(["--dhcp-dns", "--dhcp-search"], SERVICES).frames);
     expect([has(asked, dns), has(asked, search)]).toEqual([[true, true, true], [true, true, true]]);
+  });
+
+  test("-M, -m, -H, --fqdn, -D and -S as the guest's ARP, DHCP, RA and DHCPv6 replies carry them", () => {
+    const o = observe([
+      "-M", "02:11:22:33:44:55", "-m", "1400", "-H", "guest7", "--fqdn", "guest7.example.net", "-D", "192.0.2.99",
+      "-D", "2001:db8:5::99", "-S", "a.example b.example", "--dhcp-dns", "--dhcp-search",
+    ], SERVICES);
+    const arp = o.frames.find((f) => kind(f) === "arp")!;
+    expect([formatMac(arp, 6), formatMac(arp, 22)]).toEqual(["02:11:22:33:44:55", "02:11:22:33:44:55"]);
+    const { dhcp, ra, dhcpv6 } = repliesOf(o.frames);
+    const opt = (code: number) => dhcp!.get(code)!;
+    expect({
+      mtu: rd16(opt(DHCP_OPT.MTU), 0), dns: formatIPv4(opt(DHCP_OPT.DNS), 0), host: new TextDecoder().decode(opt(DHCP_OPT.HOSTNAME)),
+      fqdn: dhcpFqdnDecode(opt(DHCP_OPT.CLIENT_FQDN))!.name, search: dnsNamesDecode(opt(DHCP_OPT.SEARCH), 0, opt(DHCP_OPT.SEARCH).length, true),
+    }).toEqual({ mtu: 1400, dns: "192.0.2.99", host: "guest7", fqdn: "guest7.example.net", search: ["a.example", "b.example"] });
+    const raOpt = (type: number) => ra!.options.find((x) => x.type === type)!;
+    expect([ndpMtuDecode(ra!.frame, raOpt(5).off), ndpRdnssDecode(ra!.frame, raOpt(25).off, raOpt(25).len).servers.map((a) => inanyToText(a, 0))])
+      .toEqual([1400, ["2001:db8:5::99"]]);
+    const dns6 = dhcpv6!.options.find((x) => x.code === DHCP6_OPT.DNS_SERVERS)!;
+    expect(inanyToText(dhcpv6!.frame.subarray(dns6.off, dns6.off + 16), 0)).toBe("2001:db8:5::99");
   });
 
   test("--no-map-gw: the gateway no longer means the host's loopback", () => {
