@@ -348,12 +348,9 @@ export function resolveNetConf(config: Config, host: HostAddressing, resolv: Res
   };
 }
 
-/** The host interfaces to take as templates (-i, else --outbound-if4/6), for Netlink.hostAddressing. */
+/** The host interfaces to take as templates (-i), for Netlink.hostAddressing. */
 export function templateInterfaces(config: Config): { ifname4?: string; ifname6?: string } {
-  return {
-    ifname4: config.templateIfname ?? config.ip4.outboundIf,
-    ifname6: config.templateIfname ?? config.ip6.outboundIf,
-  };
+  return { ifname4: config.templateIfname, ifname6: config.templateIfname };
 }
 
 /** pasta's tap interface name: -I, else the name of the IPv4 (then IPv6) template interface in use, else tap0. */

@@ -104,16 +104,12 @@ describe("addressing options", () => {
     ]);
   });
 
-  test("-g/--gateway and -o/--outbound: one per IP version, the last one wins", () => {
+  test("-g/--gateway: one per IP version, the last one wins", () => {
     accepts([
       [["-g", "10.0.2.2"], { ip4: { gateway: "10.0.2.2" } }],
       [
         ["-g", "fe80::1", "-g", "10.0.2.2", "-g", "10.0.2.3"],
         { ip4: { gateway: "10.0.2.3" }, ip6: { gateway: "fe80::1" } },
-      ],
-      [
-        ["-o", "192.0.2.10", "--outbound=2001:db8::10"],
-        { ip4: { outbound: "192.0.2.10" }, ip6: { outbound: "2001:db8::10" } },
       ],
     ]);
     refuses([
@@ -121,15 +117,12 @@ describe("addressing options", () => {
       [["-g", "0.0.0.0"], "invalid value for -g: '0.0.0.0' is the unspecified address"],
       [["-g", "::"], "invalid value for -g: '::' is the unspecified address"],
       [["-g", "127.0.0.1"], "invalid value for -g: '127.0.0.1' is a loopback address"],
-      [["-o", "ff02::2"], "invalid value for -o: 'ff02::2' is a multicast address"],
-      [["-o", "::1"], "invalid value for -o: '::1' is a loopback address"],
     ]);
   });
 
-  test("-i/--interface, --outbound-if4/6 and pasta's -I/--ns-ifname: interface names", () => {
+  test("-i/--interface and pasta's -I/--ns-ifname: interface names", () => {
     accepts([
       [["-i", "eth0"], { templateIfname: "eth0" }],
-      [["--outbound-if4", "wlan0", "--outbound-if6=wg0"], { ip4: { outboundIf: "wlan0" }, ip6: { outboundIf: "wg0" } }],
       [["-I", "tap-container0"], { nsIfname: "tap-container0" }],
       [["--ns-ifname=a23456789012345"], { nsIfname: "a23456789012345" }],
     ]);
@@ -139,7 +132,6 @@ describe("addressing options", () => {
       [["-I", "tap 0"], "invalid value for -I: 'tap 0' is not a valid interface name"],
       [["-I", ""], "invalid value for -I: '' is not a valid interface name"],
       [["-i", ".."], "invalid value for -i: '..' is not a valid interface name"],
-      [["--outbound-if6", "a:b"], "invalid value for --outbound-if6: 'a:b' is not a valid interface name"],
       [["passt", "-I", "tap0"], "option '-I' is for pasta mode only"],
     ]);
   });
@@ -341,19 +333,14 @@ describe("forwarding options", () => {
     ]);
   });
 
-  test("splicing: --no-splice, --splice-only, --host-lo-to-ns-lo", () => {
+  test("splicing: --no-splice, --host-lo-to-ns-lo", () => {
     accepts([
-      [[], { noSplice: false, spliceOnly: false, hostLoToNsLo: false }],
-      [["passt"], { noSplice: true, spliceOnly: false }],
+      [[], { noSplice: false, hostLoToNsLo: false }],
+      [["passt"], { noSplice: true }],
       [["--no-splice"], { noSplice: true }],
       [["--host-lo-to-ns-lo"], { hostLoToNsLo: true }],
-      [
-        ["--splice-only", "-D", "192.0.2.53", "-S", "example.com"],
-        { spliceOnly: true, hostLoToNsLo: true, noIcmp: true, noDns: true, dns: [], noSearch: true, search: [] },
-      ],
     ]);
     refuses([
-      [["--splice-only", "--no-splice"], "option '--splice-only' conflicts with '--no-splice'"],
       [["--no-splice", "--host-lo-to-ns-lo"], "option '--host-lo-to-ns-lo' conflicts with '--no-splice'"],
       [["passt", "--splice-only"], "option '--splice-only' is for pasta mode only"],
     ]);

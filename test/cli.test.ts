@@ -63,7 +63,6 @@ const PASTA_DEFAULTS: Config = {
     noUdp: false,
   }),
   noSplice: false,
-  spliceOnly: false,
   hostLoToNsLo: false,
   netnsOnly: false,
   noNetnsQuit: false,

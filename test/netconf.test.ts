@@ -368,20 +368,13 @@ describe("resolveNetConf: services", () => {
   test("--no-icmp implies --no-ndp; pasta --config-net implies --no-ra", () => {
     expect(resolved(["--no-icmp"])).toMatchObject({ noIcmp: true, noNdp: true, noRa: false });
     expect(resolved(["--config-net"])).toMatchObject({ noRa: true, noNdp: false });
-    expect(resolved(["--splice-only"])).toMatchObject({ noIcmp: true, noNdp: true, searchDomains: [] });
   });
 });
 
 describe("template and namespace interfaces", () => {
-  test("templateInterfaces: -i for both versions, else --outbound-if4/6", () => {
+  test("templateInterfaces: -i for both versions", () => {
     expect(templateInterfaces(config([]))).toEqual({ ifname4: undefined, ifname6: undefined });
-    expect(templateInterfaces(config(["-i", "eth1", "--outbound-if4", "wlan0"]))).toEqual(
-      { ifname4: "eth1", ifname6: "eth1" },
-    );
-    expect(templateInterfaces(config(["--outbound-if4", "wlan0", "--outbound-if6", "wg0"]))).toEqual({
-      ifname4: "wlan0",
-      ifname6: "wg0",
-    });
+    expect(templateInterfaces(config(["-i", "eth1"]))).toEqual({ ifname4: "eth1", ifname6: "eth1" });
   });
 
   test("namespaceIfname: -I, else the template interface in use, else tap0", () => {

@@ -19,10 +19,6 @@ export interface FamilyConfig {
   readonly prefixLen?: number;
   /** -g: the guest's gateway. */
   readonly gateway?: string;
-  /** -o: source address for outbound sockets. */
-  readonly outbound?: string;
-  /** --outbound-if4/--outbound-if6: interface outbound sockets are bound to; also the template interface. */
-  readonly outboundIf?: string;
   /** --dns-forward: DNS queries to this address go to the host's nameserver. */
   readonly dnsForward?: string;
   /** --dns-host: the nameserver forwarded queries go to. */
@@ -53,11 +49,11 @@ export interface NetworkConfig {
   readonly ipv6Only: boolean;
   /** -D: nameservers for the guest, in order; empty: from resolv.conf (unless noDns). */
   readonly dns: readonly string[];
-  /** -D none (or --splice-only): no DNS information for the guest. */
+  /** -D none: no DNS information for the guest. */
   readonly noDns: boolean;
   /** -S: search domains, in order; empty: from resolv.conf (unless noSearch). */
   readonly search: readonly string[];
-  /** -S none (or --splice-only): no search list. */
+  /** -S none: no search list. */
   readonly noSearch: boolean;
   /** -H: host name for DHCP (and in pasta, for the namespace). */
   readonly hostname?: string;
@@ -71,7 +67,6 @@ export interface NetworkConfig {
   readonly noMapGw: boolean;
   readonly noTcp: boolean;
   readonly noUdp: boolean;
-  /** --no-icmp (or --splice-only). */
   readonly noIcmp: boolean;
   readonly noDhcp: boolean;
   readonly noNdp: boolean;
@@ -91,9 +86,7 @@ export interface NetworkConfig {
   readonly forward: ForwardConfig;
   /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
   readonly noSplice: boolean;
-  /** pasta --splice-only: no tap device, loopback forwarding only. */
-  readonly spliceOnly: boolean;
-  /** pasta --host-lo-to-ns-lo (implied by --splice-only). */
+  /** pasta --host-lo-to-ns-lo. */
   readonly hostLoToNsLo: boolean;
 }
 
@@ -171,16 +164,13 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
   // -4 and -6 undo each other: the later one stands, as in pasta.
   const only = lastGiven(order, ["ipv4Only", "ipv6Only"] as const);
   const pasta = mode === "pasta";
-  const spliceOnly = pasta && options.spliceOnly === true;
   const noSplice = !pasta || options.noSplice === true;
   if (pasta && options.noSplice) {
-    if (spliceOnly) throw conflicting("splice-only", "no-splice");
     if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
   }
 
   const address = guestAddresses(options, order);
   const gateway = lastPerFamily(options.gateway);
-  const outbound = lastPerFamily(options.outbound);
   const dnsForward = lastPerFamily(options.dnsForward);
   const dnsHost = lastPerFamily(options.dnsHost);
   const mapHostLoopback = lastPerFamily(options.mapHostLoopback);
@@ -189,8 +179,6 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
     address: address[v]?.text,
     prefixLen: v === 4 ? address.prefixLen4 : address[6]?.prefixLen,
     gateway: gateway[v],
-    outbound: outbound[v],
-    outboundIf: v === 4 ? options.outboundIf4 : options.outboundIf6,
     dnsForward: dnsForward[v],
     dnsHost: dnsHost[v],
     mapHostLoopback: mapHostLoopback[v],
@@ -213,11 +201,10 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
     ip6: family(6),
     ipv4Only: only === "ipv4Only",
     ipv6Only: only === "ipv6Only",
-    // --splice-only has no tap, so nothing to pass DNS information over.
-    dns: spliceOnly ? [] : dns.list,
-    noDns: spliceOnly || dns.none,
-    search: spliceOnly ? [] : search.list,
-    noSearch: spliceOnly || search.none,
+    dns: dns.list,
+    noDns: dns.none,
+    search: search.list,
+    noSearch: search.none,
     hostname: options.hostname,
     fqdn: options.fqdn,
     dhcpDns: pasta ? options.dhcpDns === true : options.noDhcpDns !== true,
@@ -225,7 +212,7 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
     noMapGw: options.noMapGw === true || options.mapHostLoopback?.includes("none") === true,
     noTcp: options.noTcp === true,
     noUdp: options.noUdp === true,
-    noIcmp: spliceOnly || options.noIcmp === true,
+    noIcmp: options.noIcmp === true,
     noDhcp: options.noDhcp === true,
     noNdp: options.noNdp === true,
     noDhcpv6: options.noDhcpv6 === true,
@@ -249,7 +236,6 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
       noUdp: options.noUdp === true,
     }),
     noSplice,
-    spliceOnly,
-    hostLoToNsLo: spliceOnly || options.hostLoToNsLo === true,
+    hostLoToNsLo: options.hostLoToNsLo === true,
   };
 }

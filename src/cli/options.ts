@@ -60,13 +60,24 @@ export interface ValueOption<T, K extends "single" | "multiple" = "single" | "mu
   readonly parse: (raw: string) => T;
 }
 
+/**
+ * An option of pasta(1)/passt(1) that orzo does not implement yet: refused with a one-line error wherever it is
+ * given, rather than accepted and ignored. valueName says it takes a value, so that the words after it are read as
+ * pasta reads them.
+ */
+export interface RefusedOption extends OptionCommon {
+  readonly kind: "refused";
+  readonly valueName?: string;
+}
+
 /** Any row of the option table. */
-export type OptionDef = FlagOption | ValueOption<unknown>;
+export type OptionDef = FlagOption | ValueOption<unknown> | RefusedOption;
 
 /** An option table: parsed-value names to rows. */
 export type OptionTable = Record<string, OptionDef>;
 
 type FlagRow = Omit<FlagOption, "kind" | "modes" | "terminal"> & { modes?: ModeScope; terminal?: boolean };
+type RefusedRow = Omit<RefusedOption, "kind" | "modes"> & { modes?: ModeScope };
 type ValueRow<T> = Omit<ValueOption<T>, "kind" | "modes"> & { modes?: ModeScope };
 
 /** A flag row; modes default to both. */
@@ -77,6 +88,11 @@ export function flag(row: FlagRow): FlagOption {
 /** A row whose last value wins; modes default to both. */
 export function single<T>(row: ValueRow<T>): ValueOption<T, "single"> {
   return { modes: "both", ...row, kind: "single" };
+}
+
+/** A row for an option orzo refuses (not supported yet); modes default to both. */
+export function refused(row: RefusedRow): RefusedOption {
+  return { modes: "both", ...row, kind: "refused" };
 }
 
 /** A repeatable row whose values accumulate in order (like -t/-u/-T/-U); modes default to both. */
@@ -202,25 +218,14 @@ export const OPTIONS = {
     parse: interfaceName,
     help: "Host interface to take addresses and routes from (default: the one with the default route)",
   }),
-  outbound: multiple({
+  outbound: refused({
     long: "outbound",
     short: "o",
     valueName: "ADDR",
-    parse: address(SPECIAL_ADDRESSES),
     help: "IPv4 or IPv6 source address for outbound sockets",
   }),
-  outboundIf4: single({
-    long: "outbound-if4",
-    valueName: "NAME",
-    parse: interfaceName,
-    help: "Bind outbound IPv4 sockets to this interface",
-  }),
-  outboundIf6: single({
-    long: "outbound-if6",
-    valueName: "NAME",
-    parse: interfaceName,
-    help: "Bind outbound IPv6 sockets to this interface",
-  }),
+  outboundIf4: refused({ long: "outbound-if4", valueName: "NAME", help: "Bind outbound IPv4 sockets to this interface" }),
+  outboundIf6: refused({ long: "outbound-if6", valueName: "NAME", help: "Bind outbound IPv6 sockets to this interface" }),
   ipv4Only: flag({ long: "ipv4-only", short: "4", help: "Enable IPv4 only" }),
   ipv6Only: flag({ long: "ipv6-only", short: "6", help: "Enable IPv6 only" }),
 
@@ -361,7 +366,7 @@ export const OPTIONS = {
     modes: "pasta",
   }),
   noSplice: flag({ long: "no-splice", help: "Don't splice loopback connections socket to socket", modes: "pasta" }),
-  spliceOnly: flag({
+  spliceOnly: refused({
     long: "splice-only",
     help: "No tap device: forward loopback connections only (implies --host-lo-to-ns-lo, --no-icmp)",
     modes: "pasta",
@@ -372,12 +377,23 @@ export const OPTIONS = {
     modes: "pasta",
   }),
 
+  logSize: refused({ long: "log-size", valueName: "BYTES", help: "Largest size of the log file (default: 1 MiB)" }),
+  stats: refused({ long: "stats", valueName: "DELAY", help: "Print event counts, at least DELAY seconds apart" }),
+  confPath: refused({ long: "conf-path", short: "c", valueName: "PATH", help: "Configuration and control socket for pesto" }),
+  chrootFallback: refused({ long: "chroot-fallback", help: "Isolate with chroot() where pivot_root() fails" }),
+  vhostUser: refused({ long: "vhost-user", help: "vhost-user mode, on the socket given by -s" }),
+  printCapabilities: refused({ long: "print-capabilities", help: "Print the vhost-user back-end's capabilities" }),
+  repairPath: refused({ long: "repair-path", valueName: "PATH|none", help: "Socket for passt-repair (vhost-user)" }),
+  migrateExit: refused({ long: "migrate-exit", help: "Exit after migration (vhost-user; deprecated)" }),
+  migrateNoLinger: refused({ long: "migrate-no-linger", help: "Close sockets on migration (vhost-user; deprecated)" }),
+
   version: flag({ long: "version", help: "Print the version and exit", terminal: true }),
   help: flag({ long: "help", short: "h", help: "Print this help and exit", terminal: true }),
 } satisfies OptionTable;
 
 type OptionValue<O> =
-  O extends FlagOption ? true
+  O extends RefusedOption ? never
+  : O extends FlagOption ? true
   : O extends ValueOption<infer T, "multiple"> ? T[]
   : O extends ValueOption<infer T, "single"> ? T
   : never;
@@ -400,6 +416,11 @@ export interface ParsedArgs<Table extends OptionTable = typeof OPTIONS> {
 export function lastGiven<K extends string>(order: readonly string[], keys: readonly K[]): K | undefined {
   for (let i = order.length - 1; i >= 0; i--) if ((keys as readonly string[]).includes(order[i])) return order[i] as K;
   return undefined;
+}
+
+/** Whether an option takes a value. */
+function takesValue(def: OptionDef): boolean {
+  return def.kind === "refused" ? def.valueName !== undefined : def.kind !== "flag";
 }
 
 /** Every long name of a row: its own and its aliases. */
@@ -449,6 +470,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
     if (def.modes !== "both" && def.modes !== mode) {
       throw new CliError(`option '${spelled}' is for ${def.modes} mode only`);
     }
+    if (def.kind === "refused") throw new CliError(`--${def.long}: not supported yet`);
     if (def.kind === "flag") {
       if (inlineValue !== undefined) throw new CliError(`option '${spelled}' doesn't allow an argument`);
       values[key] = true;
@@ -487,7 +509,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
       if (row === undefined) throw new CliError(`invalid option -- '${letter}'`);
       const [key, def] = row;
       // A valued option takes the rest of its word, which ends the cluster.
-      if (def.kind !== "flag" && at < arg.length) {
+      if (takesValue(def) && at < arg.length) {
         take(key, `-${letter}`, arg.slice(at));
         break;
       }
