@@ -136,7 +136,8 @@ describe("--no-netns-quit", () => {
     let pid = 0;
     try {
       expect(await waitFor(() => { try { return readFileSync(`/proc/${holder.pid}/comm`, "utf8").trim() === "sleep"; } catch { return false; } }, 5000)).toBe(true);
-      const r = await host.run([orzo, "pasta", "--config-net", "-4", "--no-netns-quit", "--netns", ns, "-P", pidFile]);
+      // --runas 0: where orzo starts as root and runs as nobody, a namespace root made needs root (as in pasta).
+      const r = await host.run([orzo, "pasta", "--runas", "0", "--config-net", "-4", "--no-netns-quit", "--netns", ns, "-P", pidFile]);
       expect(r.code).toBe(0);
       pid = Number(readFileSync(pidFile, "utf8").trim());
       await must(["ip", "netns", "del", ns]);
