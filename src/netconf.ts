@@ -111,6 +111,9 @@ export interface NetConf {
   noNdp: boolean;
   noRa: boolean;
   noIcmp: boolean;
+  /** --no-tcp, --no-udp: the guest's TCP segments and UDP datagrams (DHCP aside) are dropped. */
+  noTcp: boolean;
+  noUdp: boolean;
 }
 
 /** MTU advertised by default: the largest frame (65535 bytes) less the Ethernet header, rounded down to 4 bytes. */
@@ -193,7 +196,9 @@ function addressing4(cfg: FamilyConfig, host: HostInterface | undefined): Family
   const addr = given ?? parsed(host?.address);
   const gateway = parsed(cfg.gateway) ?? parsed(host?.gateway);
   if (host !== undefined && addr !== undefined && gateway !== undefined) {
-    const prefixLen = cfg.prefixLen ?? ((given === undefined && host.prefixLen) || classfulPrefixLen(addr));
+    // The host's address comes with its own prefix length: -n applies to an -a address (pasta(1), -n).
+    const prefixLen =
+      given === undefined ? host.prefixLen || classfulPrefixLen(addr) : (cfg.prefixLen ?? classfulPrefixLen(given));
     return { enabled: true, localMode: false, addr, prefixLen, gateway, ours: gateway.slice() };
   }
   const localAddr = given ?? parsed(LOCAL4_ADDR)!;
@@ -338,15 +343,14 @@ export function resolveNetConf(config: Config, host: HostAddressing, resolv: Res
     // pasta --config-net configures the interface itself, so router advertisements would only compete.
     noRa: config.noRa || (config.mode === "pasta" && config.configNet),
     noIcmp: config.noIcmp,
+    noTcp: config.noTcp,
+    noUdp: config.noUdp,
   };
 }
 
-/** The host interfaces to take as templates (-i, else --outbound-if4/6), for Netlink.hostAddressing. */
+/** The host interfaces to take as templates (-i), for Netlink.hostAddressing. */
 export function templateInterfaces(config: Config): { ifname4?: string; ifname6?: string } {
-  return {
-    ifname4: config.templateIfname ?? config.ip4.outboundIf,
-    ifname6: config.templateIfname ?? config.ip6.outboundIf,
-  };
+  return { ifname4: config.templateIfname, ifname6: config.templateIfname };
 }
 
 /** pasta's tap interface name: -I, else the name of the IPv4 (then IPv6) template interface in use, else tap0. */

@@ -121,6 +121,8 @@ describe("resolveNetConf: addressing", () => {
       noNdp: false,
       noRa: false,
       noIcmp: false,
+      noTcp: false,
+      noUdp: false,
     });
   });
 
@@ -193,7 +195,9 @@ describe("resolveNetConf: addressing", () => {
     expect(resolved(["-a", "192.168.7.7"]).ip4.prefixLen).toBe(24);
     expect(resolved(["-a", "203.0.113.7/28"]).ip4.prefixLen).toBe(28);
     expect(resolved(["-a", "10.0.2.15", "-n", "255.255.255.0"]).ip4.prefixLen).toBe(24);
-    expect(resolved(["-n", "16"]).ip4).toMatchObject({ addr: "198.51.100.1", prefixLen: 16, addrFixed: false });
+    // -n is for an -a address (pasta(1)): the host's address keeps its own length; local mode takes it.
+    expect(resolved(["-n", "16"]).ip4).toMatchObject({ addr: "198.51.100.1", prefixLen: 24, addrFixed: false });
+    expect(resolved(["-n", "20"], NO_HOST).ip4).toMatchObject({ addr: "169.254.2.1", prefixLen: 20, localMode: true });
     expect(resolved(["-a", "2001:db8::5", "-g", "2001:db8::ff"]).ip6).toMatchObject({
       addr: "2001:db8::5",
       prefixLen: 64,
@@ -364,20 +368,13 @@ describe("resolveNetConf: services", () => {
   test("--no-icmp implies --no-ndp; pasta --config-net implies --no-ra", () => {
     expect(resolved(["--no-icmp"])).toMatchObject({ noIcmp: true, noNdp: true, noRa: false });
     expect(resolved(["--config-net"])).toMatchObject({ noRa: true, noNdp: false });
-    expect(resolved(["--splice-only"])).toMatchObject({ noIcmp: true, noNdp: true, searchDomains: [] });
   });
 });
 
 describe("template and namespace interfaces", () => {
-  test("templateInterfaces: -i for both versions, else --outbound-if4/6", () => {
+  test("templateInterfaces: -i for both versions", () => {
     expect(templateInterfaces(config([]))).toEqual({ ifname4: undefined, ifname6: undefined });
-    expect(templateInterfaces(config(["-i", "eth1", "--outbound-if4", "wlan0"]))).toEqual(
-      { ifname4: "eth1", ifname6: "eth1" },
-    );
-    expect(templateInterfaces(config(["--outbound-if4", "wlan0", "--outbound-if6", "wg0"]))).toEqual({
-      ifname4: "wlan0",
-      ifname6: "wg0",
-    });
+    expect(templateInterfaces(config(["-i", "eth1"]))).toEqual({ ifname4: "eth1", ifname6: "eth1" });
   });
 
   test("namespaceIfname: -I, else the template interface in use, else tap0", () => {

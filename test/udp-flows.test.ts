@@ -11,11 +11,13 @@ import type { NetConf } from "../src/netconf.ts";
 import { Mem } from "../src/syscalls/mem.ts";
 import { L2Ingress } from "../src/tap/ingress.ts";
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethEmit } from "../src/wire/ethernet.ts";
-import { inanyIsV4 } from "../src/wire/inany.ts";
+import { icmpChecksumOk } from "../src/wire/icmp.ts";
+import { icmp6ChecksumOk } from "../src/wire/icmpv6.ts";
+import { inanyIsV4, inanyToText } from "../src/wire/inany.ts";
 import { IPPROTO_UDP } from "../src/wire/ip.ts";
-import { ipv4Emit } from "../src/wire/ipv4.ts";
+import { ipv4ChecksumOk, ipv4Emit } from "../src/wire/ipv4.ts";
 import { ipv6Emit } from "../src/wire/ipv6.ts";
-import { udpEmit, udpSetChecksum4, udpSetChecksum6 } from "../src/wire/udp.ts";
+import { udpChecksumOk4, udpChecksumOk6, udpEmit, udpSetChecksum4, udpSetChecksum6 } from "../src/wire/udp.ts";
 import { inPrivateNetns } from "./helpers/private-netns.ts";
 import { CLIENT_MAC, ip, OUR_MAC, parseIp6, parseUdp4, RecordingLink, testNetConf, type SentFrame } from "./helpers/services.ts";
 import { UdpPeer, type Received } from "./helpers/udp-peer.ts";
@@ -100,6 +102,31 @@ function rig(options: UdpOptions = {}, tweak?: (nc: NetConf) => void): Rig {
 
 /** The payload of a parsed frame. */
 const payloadOf = (f: SentFrame) => f.frame.slice(f.off, f.off + f.len);
+
+/**
+ * An ICMP or ICMPv6 error frame to the guest, checksums checked: addresses, type, code, the MTU field, and the
+ * quoted datagram (addresses, ports, payload).
+ */
+function icmpError(f: Uint8Array) {
+  const v6 = f[12] === 0x86;
+  const ip = 14;
+  const icmp = ip + (v6 ? 40 : 20);
+  const inner = icmp + 8;
+  const udp = inner + (v6 ? 40 : 20);
+  const addr = (off: number) => inanyToText(v6 ? f.subarray(off, off + 16) : ip4in6(f.subarray(off, off + 4)), 0);
+  const [src, dst, isrc, idst] = v6 ? [ip + 8, ip + 24, inner + 8, inner + 24].map(addr) : [ip + 12, ip + 16, inner + 12, inner + 16].map(addr);
+  const ok = v6 ? icmp6ChecksumOk(f, ip, icmp, f.length - icmp) && udpChecksumOk6(f, inner, udp, f.length - udp) :
+    icmpChecksumOk(f, icmp, f.length - icmp) && ipv4ChecksumOk(f, ip, 20) && udpChecksumOk4(f, inner, udp, f.length - udp);
+  if (!ok) throw new Error(`bad checksum in ${Buffer.from(f).toString("hex")}`);
+  return {
+    src, dst, type: f[icmp], code: f[icmp + 1], info: new DataView(f.buffer, f.byteOffset).getUint32(icmp + 4),
+    quoted: [isrc, (f[udp] << 8) | f[udp + 1], idst, (f[udp + 2] << 8) | f[udp + 3]], data: str(f.subarray(udp + 8)),
+  };
+}
+
+function ip4in6(a: Uint8Array): Uint8Array {
+  return Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a]);
+}
 
 /** Receives one datagram or fails the test. */
 function expectDatagram(peer: UdpPeer, timeoutMs = 2000): Received {
@@ -231,21 +258,33 @@ describe("UDP flows from the guest", () => {
     });
   });
 
-  test("a refused port: the ICMP error is counted, the flow stays and works once a server is there", () => {
+  test("a refused port: the guest gets the port unreachable, quoting its datagram; the flow stays and works later", () => {
     inPrivateNetns(() => {
       const r = rig();
       try {
-        r.send(guestFrame(GUEST4, 43000, GATEWAY4, 5999, text("nobody")));
+        const payload = text("nobody listens here");
+        r.send(guestFrame(GUEST4, 43000, GATEWAY4, 5999, payload));
+        r.send(guestFrame(GUEST_LL, 43001, GATEWAY6, 5999, payload));
+        const got: Uint8Array[] = [];
         const deadline = performance.now() + 2000;
-        while (r.udp.stats.socketErrors === 0 && performance.now() < deadline) r.loop.runOnce(10);
+        while (got.length < 2 && performance.now() < deadline) {
+          r.loop.runOnce(10);
+          got.push(...r.link.take());
+        }
+        // From the address the guest sent to, quoting its own datagram: 8 bytes of payload for ICMP, all for ICMPv6.
+        expect(got.map(icmpError)).toEqual([
+          { src: GATEWAY4, dst: GUEST4, type: 3, code: 3, info: 0, quoted: [GUEST4, 43000, GATEWAY4, 5999], data: "nobody l" },
+          { src: GATEWAY6, dst: GUEST_LL, type: 1, code: 4, info: 0, quoted: [GUEST_LL, 43001, GATEWAY6, 5999], data: str(payload) },
+        ]);
+        expect(r.udp.icmp.stats).toEqual({ relayed: 2, dropped: 0 });
         expect(r.udp.stats.socketErrors).toBeGreaterThan(0);
         expect(r.loop.handlerErrors).toBe(0);
-        expect(flows().count).toBe(1);
+        expect(flows().count).toBe(2);
         const server = new UdpPeer("127.0.0.1", 5999);
         try {
           r.send(guestFrame(GUEST4, 43000, GATEWAY4, 5999, text("now")));
           expect(str(expectDatagram(server).data)).toBe("now");
-          expect(r.udp.stats.flowsOpened).toBe(1);
+          expect(r.udp.stats.flowsOpened).toBe(2);
         } finally {
           server.close();
         }

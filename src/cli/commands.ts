@@ -15,14 +15,15 @@ function optionArgs(select: (def: OptionDef) => boolean): ArgsDef {
     if (!select(def)) continue;
     // citty shows aliases as short options, so other long names are named in the description instead.
     const also = def.aliases === undefined ? "" : ` (also ${def.aliases.map((long) => `--${long}`).join(", ")})`;
+    const help = def.kind === "refused" ? `Not supported yet: ${def.help}` : def.help;
     args[def.long] =
-      def.kind === "flag"
-        ? { type: "boolean", alias: def.short, description: def.help }
+      def.kind === "flag" || (def.kind === "refused" && def.valueName === undefined)
+        ? { type: "boolean", alias: def.short, description: help }
         : {
             type: "string",
             alias: def.short,
             valueHint: def.valueName,
-            description: `${def.help}${def.kind === "multiple" ? " (may be repeated)" : ""}${also}`,
+            description: `${help}${def.kind === "multiple" ? " (may be repeated)" : ""}${also}`,
           };
   }
   return args;

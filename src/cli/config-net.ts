@@ -5,7 +5,7 @@
  */
 import { parseForwardConfig, type ForwardConfig } from "../fwd/rules.ts";
 import { CliError, conflicting } from "./errors.ts";
-import type { Mode, ParsedOptions } from "./options.ts";
+import { lastGiven, type Mode, type ParsedOptions } from "./options.ts";
 import type { GuestAddress, IpAddress } from "./values.ts";
 
 /** The most search domains passed to the guest (as many as resolv.conf's search list is read for). */
@@ -19,10 +19,6 @@ export interface FamilyConfig {
   readonly prefixLen?: number;
   /** -g: the guest's gateway. */
   readonly gateway?: string;
-  /** -o: source address for outbound sockets. */
-  readonly outbound?: string;
-  /** --outbound-if4/--outbound-if6: interface outbound sockets are bound to; also the template interface. */
-  readonly outboundIf?: string;
   /** --dns-forward: DNS queries to this address go to the host's nameserver. */
   readonly dnsForward?: string;
   /** --dns-host: the nameserver forwarded queries go to. */
@@ -53,11 +49,11 @@ export interface NetworkConfig {
   readonly ipv6Only: boolean;
   /** -D: nameservers for the guest, in order; empty: from resolv.conf (unless noDns). */
   readonly dns: readonly string[];
-  /** -D none (or --splice-only): no DNS information for the guest. */
+  /** -D none: no DNS information for the guest. */
   readonly noDns: boolean;
   /** -S: search domains, in order; empty: from resolv.conf (unless noSearch). */
   readonly search: readonly string[];
-  /** -S none (or --splice-only): no search list. */
+  /** -S none: no search list. */
   readonly noSearch: boolean;
   /** -H: host name for DHCP (and in pasta, for the namespace). */
   readonly hostname?: string;
@@ -71,7 +67,6 @@ export interface NetworkConfig {
   readonly noMapGw: boolean;
   readonly noTcp: boolean;
   readonly noUdp: boolean;
-  /** --no-icmp (or --splice-only). */
   readonly noIcmp: boolean;
   readonly noDhcp: boolean;
   readonly noNdp: boolean;
@@ -91,9 +86,7 @@ export interface NetworkConfig {
   readonly forward: ForwardConfig;
   /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
   readonly noSplice: boolean;
-  /** pasta --splice-only: no tap device, loopback forwarding only. */
-  readonly spliceOnly: boolean;
-  /** pasta --host-lo-to-ns-lo (implied by --splice-only). */
+  /** pasta --host-lo-to-ns-lo. */
   readonly hostLoToNsLo: boolean;
 }
 
@@ -111,21 +104,47 @@ function lastPerFamily(values: readonly (IpAddress | "none")[] | undefined): Per
   return out;
 }
 
-/** -a: one address per IP version; a second one for the same version is refused rather than silently dropped. */
-function guestAddresses(values: readonly GuestAddress[] | undefined): PerFamily<GuestAddress> {
-  const out: PerFamily<GuestAddress> = {};
-  for (const v of values ?? []) {
-    const earlier = out[v.family];
-    if (earlier !== undefined) {
-      throw new CliError(`option '--address' given twice for IPv${v.family}: '${earlier.text}' and '${v.text}'`);
+/** -a and -n folded as pasta takes them: the last address of each IP version, and the IPv4 prefix length. */
+interface GuestAddressing {
+  readonly 4?: GuestAddress;
+  readonly 6?: GuestAddress;
+  readonly prefixLen4?: number;
+}
+
+/**
+ * -a and -n in command-line order, as pasta takes them: the last -a of each IP version wins, and so does the
+ * last of -n and an IPv4 -a for the IPv4 prefix length (an -a without a length takes an earlier -n's). A length
+ * in -a and a -n do not mix: one after the other is refused, either way, whatever the -a's IP version, unless
+ * another -a without a length came between them.
+ */
+function guestAddresses(options: ParsedOptions, order: readonly string[]): GuestAddressing {
+  const out: { 4?: GuestAddress; 6?: GuestAddress; prefixLen4?: number } = {};
+  const netmask = options.netmask;
+  let next = 0;
+  let netmaskSeen = false;
+  let lastWithLength: GuestAddress | undefined;
+  for (const key of order) {
+    if (key === "netmask") {
+      if (lastWithLength !== undefined) throw netmaskConflict(lastWithLength);
+      netmaskSeen = true;
+      out.prefixLen4 = netmask;
+    } else if (key === "address") {
+      const a = options.address![next++];
+      if (a.prefixLen !== undefined && netmaskSeen) throw netmaskConflict(a);
+      lastWithLength = a.prefixLen === undefined ? undefined : a;
+      out[a.family] = a;
+      if (a.family === 4) out.prefixLen4 = a.prefixLen ?? (netmaskSeen ? netmask : undefined);
     }
-    out[v.family] = v;
   }
   return out;
 }
 
+function netmaskConflict(a: GuestAddress): CliError {
+  return new CliError(`option '--netmask' conflicts with the prefix length in '--address ${a.text}/${a.prefixLen}'`);
+}
+
 /** A list option where "none" empties the list and disables the feature until a later value turns it back on. */
-function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T) => string) {
+function listOrNone<T>(values: readonly (T | "none")[] | undefined, items: (v: T) => readonly string[]) {
   let list: string[] = [];
   let none = false;
   for (const v of values ?? []) {
@@ -133,7 +152,7 @@ function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T)
       list = [];
       none = true;
     } else {
-      list.push(text(v));
+      list.push(...items(v));
       none = false;
     }
   }
@@ -141,43 +160,35 @@ function listOrNone<T>(values: readonly (T | "none")[] | undefined, text: (v: T)
 }
 
 /** The network settings of a parsed command line; throws CliError for combinations pasta refuses. */
-export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig {
-  if (options.ipv4Only && options.ipv6Only) throw conflicting("ipv6-only", "ipv4-only");
+export function networkConfig(options: ParsedOptions, order: readonly string[], mode: Mode): NetworkConfig {
+  // -4 and -6 undo each other: the later one stands, as in pasta.
+  const only = lastGiven(order, ["ipv4Only", "ipv6Only"] as const);
   const pasta = mode === "pasta";
-  const spliceOnly = pasta && options.spliceOnly === true;
   const noSplice = !pasta || options.noSplice === true;
   if (pasta && options.noSplice) {
-    if (spliceOnly) throw conflicting("splice-only", "no-splice");
     if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
   }
 
-  const address = guestAddresses(options.address);
-  const a4 = address[4];
-  if (a4?.prefixLen !== undefined && options.netmask !== undefined) {
-    throw new CliError(`option '--netmask' conflicts with the prefix length in '--address ${a4.text}/${a4.prefixLen}'`);
-  }
+  const address = guestAddresses(options, order);
   const gateway = lastPerFamily(options.gateway);
-  const outbound = lastPerFamily(options.outbound);
   const dnsForward = lastPerFamily(options.dnsForward);
   const dnsHost = lastPerFamily(options.dnsHost);
   const mapHostLoopback = lastPerFamily(options.mapHostLoopback);
   const mapGuestAddr = lastPerFamily(options.mapGuestAddr);
   const family = (v: 4 | 6): FamilyConfig => ({
     address: address[v]?.text,
-    prefixLen: address[v]?.prefixLen ?? (v === 4 ? options.netmask : undefined),
+    prefixLen: v === 4 ? address.prefixLen4 : address[6]?.prefixLen,
     gateway: gateway[v],
-    outbound: outbound[v],
-    outboundIf: v === 4 ? options.outboundIf4 : options.outboundIf6,
     dnsForward: dnsForward[v],
     dnsHost: dnsHost[v],
     mapHostLoopback: mapHostLoopback[v],
     mapGuestAddr: mapGuestAddr[v],
   });
 
-  const dns = listOrNone(options.dns, (a) => a.text);
-  const search = listOrNone(options.search, (s) => s);
+  const dns = listOrNone(options.dns, (a) => [a.text]);
+  const search = listOrNone(options.search, (list) => list);
   if (search.list.length > MAX_SEARCH_DOMAINS) {
-    throw new CliError(`option '--search' given more than ${MAX_SEARCH_DOMAINS} times`);
+    throw new CliError(`option '--search' gives more than ${MAX_SEARCH_DOMAINS} search domains`);
   }
 
   return {
@@ -188,13 +199,12 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     templateIfname: options.templateIfname,
     ip4: family(4),
     ip6: family(6),
-    ipv4Only: options.ipv4Only === true,
-    ipv6Only: options.ipv6Only === true,
-    // --splice-only has no tap, so nothing to pass DNS information over.
-    dns: spliceOnly ? [] : dns.list,
-    noDns: spliceOnly || dns.none,
-    search: spliceOnly ? [] : search.list,
-    noSearch: spliceOnly || search.none,
+    ipv4Only: only === "ipv4Only",
+    ipv6Only: only === "ipv6Only",
+    dns: dns.list,
+    noDns: dns.none,
+    search: search.list,
+    noSearch: search.none,
     hostname: options.hostname,
     fqdn: options.fqdn,
     dhcpDns: pasta ? options.dhcpDns === true : options.noDhcpDns !== true,
@@ -202,7 +212,7 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
     noMapGw: options.noMapGw === true || options.mapHostLoopback?.includes("none") === true,
     noTcp: options.noTcp === true,
     noUdp: options.noUdp === true,
-    noIcmp: spliceOnly || options.noIcmp === true,
+    noIcmp: options.noIcmp === true,
     noDhcp: options.noDhcp === true,
     noNdp: options.noNdp === true,
     noDhcpv6: options.noDhcpv6 === true,
@@ -220,13 +230,12 @@ export function networkConfig(options: ParsedOptions, mode: Mode): NetworkConfig
         "-U": options.udpNs ?? [],
       },
       pasta,
-      ipv4: options.ipv6Only !== true,
-      ipv6: options.ipv4Only !== true,
+      ipv4: only !== "ipv6Only",
+      ipv6: only !== "ipv4Only",
       noTcp: options.noTcp === true,
       noUdp: options.noUdp === true,
     }),
     noSplice,
-    spliceOnly,
-    hostLoToNsLo: spliceOnly || options.hostLoToNsLo === true,
+    hostLoToNsLo: options.hostLoToNsLo === true,
   };
 }

@@ -1,8 +1,8 @@
 /** The run-time configuration, and how a command line (program name and arguments) becomes one. */
 import type { LogLevel } from "../log.ts";
 import { networkConfig, type NetworkConfig } from "./config-net.ts";
-import { CliError, conflicting } from "./errors.ts";
-import { MODES, OPTIONS, parseOptions, type Mode, type ParsedOptions } from "./options.ts";
+import { CliError } from "./errors.ts";
+import { lastGiven, MODES, OPTIONS, parseOptions, type Mode, type ParsedOptions } from "./options.ts";
 import { shown, type RunAs } from "./values.ts";
 
 /** Where pasta's namespace comes from and how it is entered. */
@@ -110,60 +110,77 @@ function interpret(
   args: readonly string[],
   env: Environment,
 ): Invocation {
-  const { options, operands } = parseOptions(args, mode);
+  const { options, order, operands } = parseOptions(args, mode);
   if (options.help) return { action: "help", command };
   if (options.version) return { action: "version" };
   return {
     action: "run",
     config: {
       mode,
-      logLevel: logLevel(options),
+      logLevel: logLevel(order),
       logFile: options.logFile,
       foreground: options.foreground === true,
       pidFile: options.pidFile,
       pcapFile: options.pcapFile,
       runAs: options.runAs,
-      ...networkConfig(options, mode),
+      ...networkConfig(options, order, mode),
       // pasta has no qemu link; passtLink sets its own.
       oneOff: false,
-      ...(mode === "pasta" ? pastaNamespace(options, operands, env) : passtLink(options, operands)),
+      ...(mode === "pasta" ? pastaNamespace(options, order, operands, env) : passtLink(options, operands)),
     },
   };
 }
 
-function logLevel(options: ParsedOptions): LogLevel {
-  // Conflicting wishes are refused, as pasta does, rather than silently picking one.
-  if (options.quiet && (options.debug || options.trace)) throw conflicting("quiet", options.trace ? "trace" : "debug");
-  if (options.trace) return "trace";
-  if (options.debug) return "debug";
-  return options.quiet ? "warn" : "info";
+/**
+ * -d, --trace and -q in command-line order, as pasta takes them: -d and --trace (which implies -d) undo an
+ * earlier -q, -q undoes both, so the last one wins; a -d after --trace leaves tracing on.
+ */
+function logLevel(order: readonly string[]): LogLevel {
+  let debug = false;
+  let trace = false;
+  let quiet = false;
+  for (const key of order) {
+    if (key === "debug" || key === "trace") {
+      debug = true;
+      trace ||= key === "trace";
+      quiet = false;
+    } else if (key === "quiet") {
+      quiet = true;
+      debug = trace = false;
+    }
+  }
+  if (trace) return "trace";
+  if (debug) return "debug";
+  return quiet ? "warn" : "info";
 }
 
 /**
  * pasta's namespace: --netns PATH, or from the operands: nothing (the user's shell), one all-digits PID to join,
  * or a command and its arguments.
  */
-function pastaNamespace(options: ParsedOptions, operands: readonly string[], env: Environment): NamespaceConfig {
-  if (options.netnsOnly && options.userns !== undefined) throw conflicting("netns-only", "userns");
+function pastaNamespace(options: ParsedOptions, order: readonly string[], operands: readonly string[], env: Environment): NamespaceConfig {
+  // --userns and --netns-only undo each other: the later one stands, as in pasta.
+  const last = lastGiven(order, ["userns", "netnsOnly"] as const);
+  const usernsPath = last === "userns" ? options.userns : undefined;
   for (const option of ["noCopyRoutes", "noCopyAddrs"] as const) {
     if (options[option] && !options.configNet) {
       throw new CliError(`option '--${OPTIONS[option].long}' requires '--config-net'`);
     }
   }
   const common = {
-    usernsPath: options.userns,
+    usernsPath,
     noNetnsQuit: options.noNetnsQuit === true,
     configNet: options.configNet === true,
     noCopyRoutes: options.noCopyRoutes === true,
     noCopyAddrs: options.noCopyAddrs === true,
   };
-  const netnsOnly = options.netnsOnly === true;
+  const netnsOnly = last === "netnsOnly";
   if (options.netns !== undefined) {
     if (operands.length > 0) {
       throw new CliError(`option '--netns' conflicts with the PID or command ${shown(operands[0])}`);
     }
     // Joining a namespace by path without --userns: the caller already has the privileges over it.
-    return { ...common, command: [], netnsPath: options.netns, netnsOnly: netnsOnly || options.userns === undefined };
+    return { ...common, command: [], netnsPath: options.netns, netnsOnly: netnsOnly || usernsPath === undefined };
   }
   if (operands.length === 0) return { ...common, command: [env.SHELL || "/bin/sh"], netnsOnly };
   if (operands.length === 1 && /^[0-9]+$/.test(operands[0])) {

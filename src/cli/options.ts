@@ -18,7 +18,7 @@ import {
   netnsPath,
   portSpec,
   runAs,
-  searchDomain,
+  searchDomains,
   socketPath,
   SPECIAL_ADDRESSES,
 } from "./values.ts";
@@ -60,13 +60,24 @@ export interface ValueOption<T, K extends "single" | "multiple" = "single" | "mu
   readonly parse: (raw: string) => T;
 }
 
+/**
+ * An option of pasta(1)/passt(1) that orzo does not implement yet: refused with a one-line error wherever it is
+ * given, rather than accepted and ignored. valueName says it takes a value, so that the words after it are read as
+ * pasta reads them.
+ */
+export interface RefusedOption extends OptionCommon {
+  readonly kind: "refused";
+  readonly valueName?: string;
+}
+
 /** Any row of the option table. */
-export type OptionDef = FlagOption | ValueOption<unknown>;
+export type OptionDef = FlagOption | ValueOption<unknown> | RefusedOption;
 
 /** An option table: parsed-value names to rows. */
 export type OptionTable = Record<string, OptionDef>;
 
 type FlagRow = Omit<FlagOption, "kind" | "modes" | "terminal"> & { modes?: ModeScope; terminal?: boolean };
+type RefusedRow = Omit<RefusedOption, "kind" | "modes"> & { modes?: ModeScope };
 type ValueRow<T> = Omit<ValueOption<T>, "kind" | "modes"> & { modes?: ModeScope };
 
 /** A flag row; modes default to both. */
@@ -77,6 +88,11 @@ export function flag(row: FlagRow): FlagOption {
 /** A row whose last value wins; modes default to both. */
 export function single<T>(row: ValueRow<T>): ValueOption<T, "single"> {
   return { modes: "both", ...row, kind: "single" };
+}
+
+/** A row for an option orzo refuses (not supported yet); modes default to both. */
+export function refused(row: RefusedRow): RefusedOption {
+  return { modes: "both", ...row, kind: "refused" };
 }
 
 /** A repeatable row whose values accumulate in order (like -t/-u/-T/-U); modes default to both. */
@@ -165,7 +181,7 @@ export const OPTIONS = {
     short: "a",
     valueName: "ADDR[/LEN]",
     parse: guestAddress,
-    help: "IPv4 or IPv6 address for the guest, one of each at most (default: the host's)",
+    help: "IPv4 or IPv6 address for the guest, the last one of each IP version counts (default: the host's)",
   }),
   netmask: single({
     long: "netmask",
@@ -202,25 +218,14 @@ export const OPTIONS = {
     parse: interfaceName,
     help: "Host interface to take addresses and routes from (default: the one with the default route)",
   }),
-  outbound: multiple({
+  outbound: refused({
     long: "outbound",
     short: "o",
     valueName: "ADDR",
-    parse: address(SPECIAL_ADDRESSES),
     help: "IPv4 or IPv6 source address for outbound sockets",
   }),
-  outboundIf4: single({
-    long: "outbound-if4",
-    valueName: "NAME",
-    parse: interfaceName,
-    help: "Bind outbound IPv4 sockets to this interface",
-  }),
-  outboundIf6: single({
-    long: "outbound-if6",
-    valueName: "NAME",
-    parse: interfaceName,
-    help: "Bind outbound IPv6 sockets to this interface",
-  }),
+  outboundIf4: refused({ long: "outbound-if4", valueName: "NAME", help: "Bind outbound IPv4 sockets to this interface" }),
+  outboundIf6: refused({ long: "outbound-if6", valueName: "NAME", help: "Bind outbound IPv6 sockets to this interface" }),
   ipv4Only: flag({ long: "ipv4-only", short: "4", help: "Enable IPv4 only" }),
   ipv6Only: flag({ long: "ipv6-only", short: "6", help: "Enable IPv6 only" }),
 
@@ -246,9 +251,9 @@ export const OPTIONS = {
   search: multiple({
     long: "search",
     short: "S",
-    valueName: "DOMAIN|none",
-    parse: searchDomain,
-    help: "DNS search domain; none: no search list (default: from /etc/resolv.conf)",
+    valueName: "LIST|none",
+    parse: searchDomains,
+    help: "DNS search domains, space-separated; none: no search list (default: from /etc/resolv.conf)",
   }),
   hostname: single({
     long: "hostname",
@@ -361,7 +366,7 @@ export const OPTIONS = {
     modes: "pasta",
   }),
   noSplice: flag({ long: "no-splice", help: "Don't splice loopback connections socket to socket", modes: "pasta" }),
-  spliceOnly: flag({
+  spliceOnly: refused({
     long: "splice-only",
     help: "No tap device: forward loopback connections only (implies --host-lo-to-ns-lo, --no-icmp)",
     modes: "pasta",
@@ -372,12 +377,23 @@ export const OPTIONS = {
     modes: "pasta",
   }),
 
+  logSize: refused({ long: "log-size", valueName: "BYTES", help: "Largest size of the log file (default: 1 MiB)" }),
+  stats: refused({ long: "stats", valueName: "DELAY", help: "Print event counts, at least DELAY seconds apart" }),
+  confPath: refused({ long: "conf-path", short: "c", valueName: "PATH", help: "Configuration and control socket for pesto" }),
+  chrootFallback: refused({ long: "chroot-fallback", help: "Isolate with chroot() where pivot_root() fails" }),
+  vhostUser: refused({ long: "vhost-user", help: "vhost-user mode, on the socket given by -s" }),
+  printCapabilities: refused({ long: "print-capabilities", help: "Print the vhost-user back-end's capabilities" }),
+  repairPath: refused({ long: "repair-path", valueName: "PATH|none", help: "Socket for passt-repair (vhost-user)" }),
+  migrateExit: refused({ long: "migrate-exit", help: "Exit after migration (vhost-user; deprecated)" }),
+  migrateNoLinger: refused({ long: "migrate-no-linger", help: "Close sockets on migration (vhost-user; deprecated)" }),
+
   version: flag({ long: "version", help: "Print the version and exit", terminal: true }),
   help: flag({ long: "help", short: "h", help: "Print this help and exit", terminal: true }),
 } satisfies OptionTable;
 
 type OptionValue<O> =
-  O extends FlagOption ? true
+  O extends RefusedOption ? never
+  : O extends FlagOption ? true
   : O extends ValueOption<infer T, "multiple"> ? T[]
   : O extends ValueOption<infer T, "single"> ? T
   : never;
@@ -390,8 +406,21 @@ export type ParsedOptions<Table extends OptionTable = typeof OPTIONS> = {
 /** Options and operands of one command line. */
 export interface ParsedArgs<Table extends OptionTable = typeof OPTIONS> {
   readonly options: ParsedOptions<Table>;
+  /** The options given, as their keys, once per occurrence in command-line order: where the last of several wins. */
+  readonly order: readonly (keyof Table & string)[];
   /** Arguments after the options: for pasta, the command to run or a PID. */
   readonly operands: readonly string[];
+}
+
+/** Which of the given keys came last on the command line (undefined: none was given), for options that undo each other. */
+export function lastGiven<K extends string>(order: readonly string[], keys: readonly K[]): K | undefined {
+  for (let i = order.length - 1; i >= 0; i--) if ((keys as readonly string[]).includes(order[i])) return order[i] as K;
+  return undefined;
+}
+
+/** Whether an option takes a value. */
+function takesValue(def: OptionDef): boolean {
+  return def.kind === "refused" ? def.valueName !== undefined : def.kind !== "flag";
 }
 
 /** Every long name of a row: its own and its aliases. */
@@ -427,21 +456,25 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
 ): ParsedArgs<Table> {
   const rows = Object.entries(table);
   const values: Record<string, unknown> = {};
+  const order: (keyof Table & string)[] = [];
   const done = (operands: readonly string[]): ParsedArgs<Table> => ({
     options: values as ParsedOptions<Table>,
+    order,
     operands,
   });
   let next = 0;
 
   // Returns true when the option ends parsing (help, version).
-  const take = (key: string, spelled: string, inlineValue: string | undefined): boolean => {
+  const take = (key: keyof Table & string, spelled: string, inlineValue: string | undefined): boolean => {
     const def = table[key];
     if (def.modes !== "both" && def.modes !== mode) {
       throw new CliError(`option '${spelled}' is for ${def.modes} mode only`);
     }
+    if (def.kind === "refused") throw new CliError(`--${def.long}: not supported yet`);
     if (def.kind === "flag") {
       if (inlineValue !== undefined) throw new CliError(`option '${spelled}' doesn't allow an argument`);
       values[key] = true;
+      order.push(key);
       return def.terminal;
     }
     const raw = inlineValue ?? (next < args.length ? args[next++] : undefined);
@@ -455,6 +488,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
     }
     if (def.kind === "multiple") ((values[key] ??= []) as unknown[]).push(value);
     else values[key] = value;
+    order.push(key);
     return false;
   };
 
@@ -475,7 +509,7 @@ export function parseOptions<Table extends OptionTable = typeof OPTIONS>(
       if (row === undefined) throw new CliError(`invalid option -- '${letter}'`);
       const [key, def] = row;
       // A valued option takes the rest of its word, which ends the cluster.
-      if (def.kind !== "flag" && at < arg.length) {
+      if (takesValue(def) && at < arg.length) {
         take(key, `-${letter}`, arg.slice(at));
         break;
       }

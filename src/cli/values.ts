@@ -210,9 +210,13 @@ export function domainName(raw: string): string {
   return raw;
 }
 
-/** -S: a search domain, or "none" to pass no search list. */
-export function searchDomain(raw: string): string {
-  return raw === "none" ? raw : domainName(raw);
+/** -S: a space-separated list of search domains (pasta(1): "-S a.example b.example"), or "none" for no search list. */
+export function searchDomains(raw: string): readonly string[] | "none" {
+  if (raw === "none") return raw;
+  const names = raw.split(/[ \t]+/).filter((name) => name !== "");
+  if (names.length === 0) throw new CliError(`${shown(raw)} is not a valid domain name`);
+  for (const name of names) domainName(name);
+  return names;
 }
 
 /** -H: a host name for DHCP and the namespace: 1 to 253 bytes, no whitespace or control characters. */

@@ -29,9 +29,9 @@
  * either socket are then written to the other. Which socket a datagram came from is in its epoll reference, and
  * the other side's pif says whether it goes to the tap or to a socket.
  *
- * Errors: IP_RECVERR queues ICMP errors on the socket; they are counted and dropped (not yet translated into
- * ICMP to the guest), and a pending error (ECONNREFUSED and the like) on send or receive is counted and the call
- * retried once: the flow stays. Expiry follows the reference: a flow idle beyond the UDP timeout (the host's
+ * Errors: IP_RECVERR queues ICMP errors on the socket; those on a flow socket toward the guest go back to it as
+ * ICMP or ICMPv6 (udp_icmp.ts), others are counted and dropped, and a pending error (ECONNREFUSED and the like)
+ * on send or receive is counted and the call retried once: the flow stays. Expiry follows the reference: a flow idle beyond the UDP timeout (the host's
  * conntrack values, 30 s, or 120 s once both sides talked and it looks like a stream) is freed by the flow
  * table's end-of-cycle pass, which closes its socket.
  */
@@ -61,6 +61,7 @@ import { guestAddress, inanyIsUnicast, inanyIsUnset, natInboundSource, natOutbou
 import {
   ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, localInany, sendBatch, udpSocket,
 } from "./udp_sock.ts";
+import { UdpIcmpErrors } from "./udp_icmp.ts";
 import type { UdpSplice } from "./udp_splice.ts";
 
 /** UDP timeout when the host's conntrack setting cannot be read (nf_conntrack_udp_timeout). */
@@ -124,6 +125,8 @@ export class UdpFlows {
   inboundTarget: UdpInboundTarget = (_rule, port, pif) => (pif === Pif.HOST ? this.listenTarget[port] : -1);
   /** pasta: spliced flows and sockets in the namespace; without it (passt) every flow goes to the tap. */
   splice: UdpSplice | undefined;
+  /** ICMP errors for flows from the guest, relayed back to it. */
+  readonly icmp: UdpIcmpErrors;
 
   /** Datagram events per side, saturating at 255 (for the stream timeout). */
   private readonly activity: Uint8Array;
@@ -154,6 +157,7 @@ export class UdpFlows {
     this.timeoutMs = options.timeoutMs ?? conntrackTimeoutMs("nf_conntrack_udp_timeout", UDP_TIMEOUT_DEFAULT_MS);
     this.streamTimeoutMs = options.streamTimeoutMs ?? conntrackTimeoutMs("nf_conntrack_udp_timeout_stream", UDP_STREAM_TIMEOUT_DEFAULT_MS);
     this.frameMax = link.out.bytes.length - link.headroom;
+    this.icmp = new UdpIcmpErrors(nc, link);
     for (let i = 0; i < BATCH; i++) {
       this.rx.iov.set(i, this.rxBuf.addr + i * SLOT, SLOT);
       this.rx.setMessage(i, i, 1, 0);
@@ -411,7 +415,7 @@ export class UdpFlows {
   /** Datagrams on a flow's socket (flow side index payload): to the guest, in recvmmsg batches. */
   private fromSocket(fd: number, payload: number, events: number, now: number): void {
     const f = sidxFlow(payload);
-    if (events & EPOLLERR) this.stats.socketErrors += clearSocketErrors(fd, this.msg, ERRQUEUE_MAX);
+    if (events & EPOLLERR) this.stats.socketErrors += this.icmp.drain(fd, payload, this.msg, ERRQUEUE_MAX);
     if ((events & EPOLLIN) === 0) return;
     let n = recvmmsg(fd, this.rx.mem.addr, BATCH, MSG_DONTWAIT);
     if (n < 0 && n !== -Errno.EAGAIN && n !== -Errno.EINTR) {

@@ -8,10 +8,11 @@
  * (a wildcard-bound socket must learn which local address a datagram reached) and IP_RECVERR/IPV6_RECVERR (ICMP
  * errors are queued rather than lost; the queue must then be emptied, or epoll reports EPOLLERR for ever).
  */
+import { cmsgLocalAddress, cmsgSockExtendedErr, type SockExtendedErr } from "../syscalls/cmsg.ts";
 import {
-  AF_INET, AF_INET6, IP_PKTINFO, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_PKTINFO, IPV6_RECVERR,
-  IPV6_RECVPKTINFO, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_NOSIGNAL, SO_ERROR, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM,
-  SOCK_NONBLOCK, SOL_SOCKET,
+  AF_INET, AF_INET6, IP_PKTINFO, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_RECVERR, IPV6_RECVPKTINFO,
+  IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE, MSG_NOSIGNAL, SO_ERROR, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK,
+  SOL_SOCKET,
 } from "../syscalls/constants.ts";
 import { close, recvmsg, sendmmsg } from "../syscalls/io.ts";
 import { Errno } from "../syscalls/errno.ts";
@@ -20,8 +21,7 @@ import type { MmsgArray } from "../syscalls/msg.ts";
 import { sockaddrFromInany, sockaddrToInany } from "../syscalls/sockaddr.ts";
 import { bindRaw, connectRaw, getsockoptRaw, getsocknameRaw, setsockoptInt, trySocket } from "../syscalls/socket.ts";
 import { MMSGHDR, MSGHDR, SOCKADDR } from "../syscalls/structs.ts";
-import { copyBytes } from "../wire/bytes.ts";
-import { inanyFromIPv4, INANY_LEN } from "../wire/inany.ts";
+import { INANY_LEN } from "../wire/inany.ts";
 
 /** The IPv4 wildcard address as an inany (::ffff:0.0.0.0): binds a socket of the IPv4 family to any address. */
 export const ANY4 = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]);
@@ -87,10 +87,6 @@ const IOV_OFF = 64;
 const NAME_OFF = 128;
 const CONTROL_OFF = NAME_OFF + SOCKADDR.storageSize;
 const CONTROL_LEN = 256;
-// struct cmsghdr: size_t cmsg_len, int cmsg_level, int cmsg_type, then the data, each aligned to 8 bytes.
-const CMSG_HDR = 16;
-// struct in_pktinfo: ifindex, spec_dst, then the header's destination address.
-const IN_PKTINFO_ADDR = 8;
 
 /** One msghdr for single datagrams with their source address and control data, reused for every call. */
 export class DatagramMsg {
@@ -129,26 +125,20 @@ export class DatagramMsg {
    * false when the control data carried none.
    */
   local(out: Uint8Array, off: number): boolean {
-    const m = this.mem;
-    const v = m.view;
-    const end = CONTROL_OFF + Math.min(m.getU64(MSGHDR.controllen), CONTROL_LEN);
-    let p = CONTROL_OFF;
-    while (p + CMSG_HDR <= end) {
-      const len = v.getUint32(p, true);
-      if (len < CMSG_HDR || p + len > end) return false;
-      const level = v.getInt32(p + 8, true);
-      const type = v.getInt32(p + 12, true);
-      if (level === IPPROTO_IP && type === IP_PKTINFO && len >= CMSG_HDR + 12) {
-        inanyFromIPv4(out, off, m.bytes, p + CMSG_HDR + IN_PKTINFO_ADDR);
-        return true;
-      }
-      if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && len >= CMSG_HDR + 20) {
-        copyBytes(out, off, m.bytes, p + CMSG_HDR, INANY_LEN);
-        return true;
-      }
-      p += (len + 7) & ~7;
-    }
-    return false;
+    return cmsgLocalAddress(this.mem, CONTROL_OFF, this.controlLength(), out, off);
+  }
+
+  /**
+   * The error the last recv(MSG_ERRQUEUE) took from the queue, into out; false when the message was not from the
+   * error queue or carried no IP_RECVERR / IPV6_RECVERR control message.
+   */
+  error(out: SockExtendedErr): boolean {
+    if ((this.mem.view.getInt32(MSGHDR.flags, true) & MSG_ERRQUEUE) === 0) return false;
+    return cmsgSockExtendedErr(this.mem, CONTROL_OFF, this.controlLength(), out);
+  }
+
+  private controlLength(): number {
+    return Math.min(this.mem.getU64(MSGHDR.controllen), CONTROL_LEN);
   }
 }
 

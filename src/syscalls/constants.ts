@@ -57,6 +57,11 @@ export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
 export const IPV6_FREEBIND = 78;
 
+/** sock_extended_err origins: the local stack, an ICMP or an ICMPv6 message. */
+export const SO_EE_ORIGIN_LOCAL = 1;
+export const SO_EE_ORIGIN_ICMP = 2;
+export const SO_EE_ORIGIN_ICMP6 = 3;
+
 /** Netlink: the routing protocol, and SOL_NETLINK options (acks without the request, error text, strict dumps). */
 export const NETLINK_ROUTE = 0;
 export const SOL_NETLINK = 270;

@@ -55,3 +55,15 @@ export const SOCKADDR = {
   unSize: 110,
   storageSize: 128,
 } as const;
+
+/** struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; }: the data follows at 16, each aligned to 8. */
+export const CMSGHDR = { size: 16, len: 0, level: 8, type: 12, align: 8 } as const;
+
+/** struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst, ipi_addr; } and struct in6_pktinfo. */
+export const IN_PKTINFO = { size: 12, addr: 8, size6: 20, addr6: 0 } as const;
+
+/**
+ * struct sock_extended_err (linux/errqueue.h), the data of an IP_RECVERR / IPV6_RECVERR control message; the
+ * offender's sockaddr (SO_EE_OFFENDER) follows the 16-byte struct.
+ */
+export const SOCK_EXTENDED_ERR = { size: 16, errno: 0, origin: 4, type: 5, code: 6, info: 8, data: 12, offender: 16 } as const;

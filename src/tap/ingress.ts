@@ -33,7 +33,13 @@ export interface IngressDrops {
   loopback: number;
   protocol: number;
   udpMalformed: number;
+  /** --no-icmp, --no-tcp, --no-udp: that protocol is switched off. */
   icmpOff: number;
+  tcpOff: number;
+  udpOff: number;
+  /** -6 and -4: that IP version is switched off, ARP included with IPv4. */
+  ipv4Off: number;
+  ipv6Off: number;
 }
 
 /** Dispatches frames from the guest to the L2 services and flows. */
@@ -41,7 +47,10 @@ export class L2Ingress implements FrameSink {
   /** Frames accepted, by kind. */
   readonly counts = { frames: 0, arp: 0, ipv4: 0, ipv6: 0 };
   /** Frames dropped, by reason. */
-  readonly drops: IngressDrops = { runt: 0, ethertype: 0, ipv4Malformed: 0, ipv6Malformed: 0, fragment: 0, loopback: 0, protocol: 0, udpMalformed: 0, icmpOff: 0 };
+  readonly drops: IngressDrops = {
+    runt: 0, ethertype: 0, ipv4Malformed: 0, ipv6Malformed: 0, fragment: 0, loopback: 0, protocol: 0, udpMalformed: 0,
+    icmpOff: 0, tcpOff: 0, udpOff: 0, ipv4Off: 0, ipv6Off: 0,
+  };
   private readonly info = new L3Info();
   private services: L2Services | undefined;
   private ping: PingFlows | undefined;
@@ -80,16 +89,21 @@ export class L2Ingress implements FrameSink {
     const type = rd16(buf, off + ETH_TYPE);
     const l3 = off + ETH_HLEN;
     const l3Len = len - ETH_HLEN;
-    if (type === ETHERTYPE_ARP) {
+    // An IP version switched off (-4, -6) takes nothing from the guest (IPv4 with its ARP), as if the link did
+    // not carry it.
+    if (type === ETHERTYPE_IPV6) {
+      if (this.nc.ip6.enabled) this.ipv6(buf, addr, off, l3, l3Len, now);
+      else this.drops.ipv6Off++;
+    } else if (type !== ETHERTYPE_IPV4 && type !== ETHERTYPE_ARP) {
+      this.drops.ethertype++;
+    } else if (!this.nc.ip4.enabled) {
+      this.drops.ipv4Off++;
+    } else if (type === ETHERTYPE_ARP) {
       this.counts.arp++;
       this.learnMac(buf, off + ETH_SRC);
       this.services?.arp(buf, l3, l3Len);
-    } else if (type === ETHERTYPE_IPV4) {
-      this.ipv4(buf, addr, off, l3, l3Len, now);
-    } else if (type === ETHERTYPE_IPV6) {
-      this.ipv6(buf, addr, off, l3, l3Len, now);
     } else {
-      this.drops.ethertype++;
+      this.ipv4(buf, addr, off, l3, l3Len, now);
     }
   }
 
@@ -123,11 +137,14 @@ export class L2Ingress implements FrameSink {
           this.drops.udpMalformed++;
           return;
         }
+        // DHCP is a service of the link, not UDP forwarding: --no-udp leaves it alone, as in pasta.
         if (rd16(buf, info.l4Off + 2) === 67) this.services?.dhcp(buf, frame, l3, info.l4Off, info.l4Len);
+        else if (this.nc.noUdp) this.drops.udpOff++;
         else this.udp?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
         return;
       case IPPROTO_TCP:
-        this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
+        if (this.nc.noTcp) this.drops.tcpOff++;
+        else this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, false, now);
         return;
       default:
         this.drops.protocol++;
@@ -163,10 +180,12 @@ export class L2Ingress implements FrameSink {
           return;
         }
         if (rd16(buf, info.l4Off + 2) === 547) this.services?.dhcpv6(buf, frame, l3, info.l4Off, info.l4Len);
+        else if (this.nc.noUdp) this.drops.udpOff++;
         else this.udp?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
         return;
       case IPPROTO_TCP:
-        this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
+        if (this.nc.noTcp) this.drops.tcpOff++;
+        else this.tcpInput?.fromTap(buf, addr, l3, info.l4Off, info.l4Len, true, now);
         return;
       default:
         this.drops.protocol++;

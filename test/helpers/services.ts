@@ -156,7 +156,7 @@ export function testNetConf(): NetConf {
     hostname: "guest",
     fqdn: "guest.orzo.test",
     dhcpDns: true, dhcpSearch: true,
-    noDhcp: false, noDhcpv6: false, noNdp: false, noRa: false, noIcmp: false,
+    noDhcp: false, noDhcpv6: false, noNdp: false, noRa: false, noIcmp: false, noTcp: false, noUdp: false,
   };
 }
 
