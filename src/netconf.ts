@@ -188,7 +188,7 @@ const DISABLED: FamilyAddressing = {
 };
 
 /**
- * IPv4 (tap-and-l2.md §8): -a/-n/-g override the template interface's address, prefix and gateway. Without a
+ * IPv4 (doc/tap-l2.md §8): -a/-n/-g override the template interface's address, prefix and gateway. Without a
  * template, an address or a gateway, local mode takes nothing from the host: -a/-g or the link-local defaults.
  */
 function addressing4(cfg: FamilyConfig, host: HostInterface | undefined): FamilyAddressing {
@@ -209,7 +209,7 @@ function addressing4(cfg: FamilyConfig, host: HostInterface | undefined): Family
 }
 
 /**
- * IPv6 (tap-and-l2.md §8): address and gateway from -a/-g or the template; our link-local address is the
+ * IPv6 (doc/tap-l2.md §8): address and gateway from -a/-g or the template; our link-local address is the
  * gateway when that is link-local (the usual case), else the host's own link-local address. Without all of
  * these, local mode: no address (the guest's is learned), gateway and our link-local fe80::1.
  */
@@ -241,7 +241,7 @@ interface FamilyDns {
 }
 
 /**
- * DNS for one IP version (tap-and-l2.md §14): -D addresses of this version, else resolv.conf's. A resolver on
+ * DNS for one IP version (doc/tap-l2.md §13): -D addresses of this version, else resolv.conf's. A resolver on
  * the host's loopback is unreachable as such from the guest, so it is advertised as the --dns-forward address,
  * else as the map-host-loopback address, which then becomes the DNS match; with neither it is skipped.
  */
@@ -286,7 +286,8 @@ function familyNat(config: Config, cfg: FamilyConfig, a: FamilyAddressing) {
 
 /**
  * Resolves the addressing presented to the guest from the command line, the host's addressing and resolv.conf
- * (tap-and-l2.md §8, §10, §14, §15). Pure: the same inputs always give the same NetConf.
+ * (doc/tap-l2.md §8, §13; the NAT addresses: doc/udp-icmp.md §7). Pure: the same inputs always give the same
+ * NetConf.
  */
 export function resolveNetConf(config: Config, host: HostAddressing, resolv: ResolvConf): NetConf {
   const a4 = config.ipv6Only ? DISABLED : addressing4(config.ip4, host.v4);

@@ -58,7 +58,7 @@ export function natOutbound(nc: NetConf, dst: Uint8Array, dstOff: number, dnsPor
 }
 
 /**
- * The address a host peer at peer[peerOff] appears to come from, seen from the guest (tap-and-l2.md §10);
+ * The address a host peer at peer[peerOff] appears to come from, seen from the guest (doc/udp-icmp.md §7);
  * written to out[outOff]. 127.0.0.1 and ::1 become the --map-host-loopback address, the host's own address (the
  * guest's) the --map-guest-addr one; an address the guest could not tell from its own or from nowhere (other
  * loopback, unspecified, the guest's own without --map-guest-addr) becomes our tap address. Returns false when

@@ -1,6 +1,6 @@
 /**
  * TCP between the guest (tap) and host sockets, without a TCP stack: each guest connection is mirrored by one
- * kernel socket on the host, and orzo only translates between the two (tcp.md).
+ * kernel socket on the host, and orzo only translates between the two (doc/tcp.md).
  *
  * Theory of operation. Toward the guest, orzo invents the sequence space (an RFC 6528 style ISN) and keeps no
  * payload buffers: bytes in the socket's receive queue from seqAckFromTap on are exactly the bytes not yet
@@ -9,7 +9,7 @@
  * and a new peek. From the guest, payload in sequence is written straight from the tap buffer into the socket
  * and acknowledged as the socket takes it; the window offered to the guest is the socket's free send space, so
  * the guest rarely sends more than the socket can take, and what arrives in order while the socket is full goes
- * to a bounded spill buffer instead of being dropped (pasta's weak spot, tcp.md §12).
+ * to a bounded spill buffer instead of being dropped (pasta's weak spot, doc/tcp.md §6).
  *
  * Connection state is a set of event bits (TcpEvent) and condition flags (TcpFlag); the socket's epoll events
  * are computed from them by flowEpollSet. Retransmission runs on one timerfd per connection (TCP_TIMER), made
@@ -104,7 +104,7 @@ export class TcpFlows {
     loop.every(KEEPALIVE_MS, (now) => this.keepalive(now));
   }
 
-  /** Every 30 s, an ACK one byte behind to connections the guest was silent on: RST if it forgot (tcp.md §7). */
+  /** Every 30 s, an ACK one byte behind to connections the guest was silent on: RST if it forgot (doc/tcp.md §8). */
   keepalive(now: number): void {
     const t = this.t;
     t.forEachActive((f) => {

@@ -1,5 +1,5 @@
 /**
- * Acknowledgments to the guest (tcp.md §7): batched per loop cycle, and briefly delayed when small.
+ * Acknowledgments to the guest (doc/tcp.md §8): batched per loop cycle, and briefly delayed when small.
  *
  * Theory of operation. Guest payload written to a socket marks its connection; at the end of the loop cycle one
  * ACK per marked connection goes out, carrying the current window. A connection owed less than one segment's

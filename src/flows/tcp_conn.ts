@@ -162,7 +162,7 @@ export class TcpConns {
 /**
  * Spill buffers: guest data that arrived in order while the socket was momentarily full.
  *
- * pasta drops such data and leaves the guest to recover by timeout (tcp.md §12), which collapses throughput.
+ * pasta drops such data and leaves the guest to recover by timeout (doc/tcp.md §6), which collapses throughput.
  * orzo keeps it in a bounded pool of fixed-size buffers instead, acknowledges it, and writes it when the socket
  * has room again; the window advertised meanwhile shrinks by what is held, so the guest slows down rather than
  * losing segments. When the pool is exhausted the data is refused (not acknowledged), as before.

@@ -2,7 +2,7 @@
  * Socket-side primitives of the tap TCP path: peeking at data not yet sent to the guest, discarding what the
  * guest acknowledged, and estimating how much more the socket can take (the window offered to the guest).
  *
- * Data toward the guest stays in the socket's receive queue until the guest acknowledges it (tcp.md §5): we
+ * Data toward the guest stays in the socket's receive queue until the guest acknowledges it (doc/tcp.md §5): we
  * MSG_PEEK past the bytes already in flight and MSG_TRUNC away the acknowledged ones. Where the kernel keeps a
  * peek offset for TCP (SO_PEEK_OFF, Linux 6.9+), the in-flight bytes are skipped by the kernel; elsewhere they
  * are read into a shared discard buffer in front of the real one.

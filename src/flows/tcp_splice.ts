@@ -1,5 +1,5 @@
 /**
- * Spliced TCP connections (pasta only): loopback traffic joined socket to socket without the tap (tcp.md §12).
+ * Spliced TCP connections (pasta only): loopback traffic joined socket to socket without the tap (doc/tcp.md §11).
  *
  * A connection accepted from the host's loopback on a -t port is connected inside the namespace to the same (or
  * mapped) port, and one accepted on a -T listener in the namespace is connected to the host's loopback. Side 0

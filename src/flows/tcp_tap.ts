@@ -3,7 +3,7 @@
  * from the guest's SYNs, the handshake steps, then acknowledgments, payload and FIN of established connections.
  *
  * A SYN without a connection becomes a non-blocking connect() of a new host socket to the translated
- * destination; the guest gets its SYN-ACK only when that connect succeeds, and a RST when it fails (tcp.md §10).
+ * destination; the guest gets its SYN-ACK only when that connect succeeds, and a RST when it fails (doc/tcp.md §3).
  * Segments for no connection are answered with a RST (never a RST for a RST); malformed ones are dropped and
  * counted. Nothing here throws on guest input.
  */

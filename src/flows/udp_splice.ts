@@ -1,6 +1,6 @@
 /**
  * Spliced UDP (pasta only): datagrams between the host's loopback and the namespace moved socket to socket,
- * without the tap (udp-icmp.md §9).
+ * without the tap (doc/udp-icmp.md §4).
  *
  * Theory of operation. A datagram from the host's loopback on a -u listener, or one on a -U listener (bound to
  * the namespace's "lo"), starts a UDP flow with a socket on each side. The initiating side's socket is bound like

@@ -1,7 +1,7 @@
 /**
  * Automatic forwarding (`-t auto`, `-T auto`, pasta's default): every second, read which ports are bound on the
  * other side from its /proc/net files, and open or close listeners so that exactly those ports of the scanning
- * rules are forwarded (pasta-and-cli.md §7).
+ * rules are forwarded (doc/architecture.md §8).
  *
  * The namespace's files are opened once by the namespace thread (a /proc/net file shows the network namespace of
  * whoever opened it) and re-read from offset 0 at every scan; the host's are ours. Ports where orzo itself

@@ -1,5 +1,5 @@
 /**
- * The host's addressing for one IP version, chosen from netlink dumps as pasta chooses it (tap-and-l2.md §8):
+ * The host's addressing for one IP version, chosen from netlink dumps as pasta chooses it (doc/tap-l2.md §8):
  * the template interface, its address, prefix length, default gateway and IPv6 link-local address.
  *
  * Pure functions over decoded records, so the rules are testable without a kernel; Netlink.hostAddressing

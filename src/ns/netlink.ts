@@ -340,7 +340,7 @@ export class Netlink {
   }
 
   /**
-   * The host's addressing per IP version (tap-and-l2.md §8): the template interface (the given name, else the
+   * The host's addressing per IP version (doc/tap-l2.md §8): the template interface (the given name, else the
    * interface of the first default route, else of the first route), its address, gateway and link-local address;
    * a version without a template interface is absent.
    */

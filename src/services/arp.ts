@@ -1,5 +1,5 @@
 /**
- * The ARP proxy (tap-and-l2.md §7).
+ * The ARP proxy (doc/tap-l2.md §9).
  *
  * The guest's link has no other hosts on it: every address the guest could want to reach is really behind orzo.
  * So every ARP request is answered with our own MAC (there is no neighbour table yet), whatever address it asks

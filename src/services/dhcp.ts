@@ -1,5 +1,5 @@
 /**
- * The DHCPv4 server (tap-and-l2.md §12, RFC 2131): one fixed lease, the guest's assigned address, forever.
+ * The DHCPv4 server (doc/tap-l2.md §11, RFC 2131): one fixed lease, the guest's assigned address, forever.
  *
  * There is no pool and no state. DISCOVER gets an OFFER (or, when the client asks for Rapid Commit, option 80, an
  * ACK straight away, RFC 4039); REQUEST gets an ACK whatever address it asks for (the assigned one simply

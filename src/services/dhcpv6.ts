@@ -1,5 +1,5 @@
 /**
- * The DHCPv6 server (tap-and-l2.md §13, RFC 8415): one fixed address, the guest's assigned one, forever.
+ * The DHCPv6 server (doc/tap-l2.md §12, RFC 8415): one fixed address, the guest's assigned one, forever.
  *
  * Like the DHCPv4 server it keeps no state. SOLICIT gets an ADVERTISE; REQUEST, RENEW, REBIND and CONFIRM get a
  * REPLY granting the assigned address; INFORMATION-REQUEST gets a REPLY with configuration only. Whom a message

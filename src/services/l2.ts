@@ -1,7 +1,7 @@
 /**
  * The L2 services in one place: what the tap ingress hands ARP, NDP, DHCP and DHCPv6 traffic to.
  *
- * orzo plays every other host on the guest's link (tap-and-l2.md §5-§7, §11-§14): it answers address resolution
+ * orzo plays every other host on the guest's link (doc/tap-l2.md §7, §9-§13): it answers address resolution
  * for any address with its own MAC, advertises itself as the router, and hands out the guest's addressing over
  * DHCP and DHCPv6, so that a guest configured by any ordinary means ends up with the addressing NetConf holds.
  * Each protocol lives in its own file; this class routes to them, shares one set of counters, and carries the two
@@ -65,15 +65,18 @@ export class L2Services {
   }
 
   /**
-   * The tap is usable: send the initial ARP request for the guest's address and the NS for its IPv6 address (§7,
-   * §11), and start the router advertisement timer.
+   * The tap is usable: send the initial ARP request for the guest's address and the NS for its IPv6 address
+   * (doc/tap-l2.md §9, §10), and start the router advertisement timer.
    */
   announce(_now: number): void {
     this.arpService.announce();
     this.ndpService.announce();
   }
 
-  /** Called about once a second (now: the loop clock in milliseconds): unsolicited RAs every 200-600 s (§11). */
+  /**
+   * Called about once a second (now: the loop clock in milliseconds): unsolicited RAs every 200-600 s
+   * (doc/tap-l2.md §10).
+   */
   timer(now: number): void {
     this.ndpService.timer(now);
   }

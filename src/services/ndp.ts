@@ -1,5 +1,5 @@
 /**
- * IPv6 Neighbor Discovery toward the guest (tap-and-l2.md §11, RFC 4861): neighbor and router advertisements.
+ * IPv6 Neighbor Discovery toward the guest (doc/tap-l2.md §10, RFC 4861): neighbor and router advertisements.
  *
  * As with ARP, everything the guest can reach is behind orzo, so every neighbor solicitation is answered with our
  * MAC, whatever its target: Router, Solicited and Override set, so the answer replaces whatever the guest had

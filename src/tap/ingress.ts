@@ -3,7 +3,7 @@
  * flow that handles them. Every frame that is truncated, malformed or of a kind orzo does not handle is counted
  * by reason and dropped; nothing here throws on guest input.
  *
- * Along the way the guest's MAC and its addresses are learned from what it sends (tap-and-l2.md §6, §9), so
+ * Along the way the guest's MAC and its addresses are learned from what it sends (doc/tap-l2.md §6), so
  * replies reach it even before DHCP and inbound connections go to the address it really uses.
  */
 import type { EventLoop } from "../loop.ts";

@@ -1,6 +1,6 @@
 /**
  * The passt link: a qemu guest on a UNIX stream socket (`-netdev stream`), one guest at a time. Both ways, each
- * Ethernet frame travels preceded by its length as a 32-bit big-endian number (tap-and-l2.md §1).
+ * Ethernet frame travels preceded by its length as a 32-bit big-endian number (doc/tap-l2.md §4).
  *
  * Input: one recv() per wake-up fills the input buffer behind any partial frame left from the last one; every
  * complete frame in it goes to the sink as a view (no copy), and the incomplete tail (a length prefix cut short,

@@ -13,7 +13,7 @@ export const IFNAME_MAX = 15;
 
 /**
  * Opens (creating if needed) the tap interface `name`; returns its non-blocking fd. With vnetHdr every frame
- * read or written is preceded by a struct virtio_net_hdr (offloads: tap.md, bun-notes.md). Throws with the reason.
+ * read or written is preceded by a struct virtio_net_hdr (offloads: doc/tap-l2.md §3). Throws with the reason.
  */
 export function openTap(name: string, vnetHdr = false): number {
   const nameBytes = new TextEncoder().encode(name);
