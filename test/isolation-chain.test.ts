@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chooseIdentity, launcherArgv, namespaceHostname, passtChain, pastaChain, resolveRunas, type Facts } from "../src/isolation/chain.ts";
+import { chooseIdentity, launcherArgv, namespaceHostname, passtChain, pastaChain, resolveRunas, uidMapped, type Facts } from "../src/isolation/chain.ts";
 import { buildFilter } from "../src/isolation/seccomp.ts";
 import { allowList, ARG_RULES } from "../src/isolation/sandbox.ts";
 import { SYSCALL_NUMBERS } from "../src/isolation/syscall_numbers.ts";
@@ -134,5 +134,15 @@ describe("isolation: trimming the executable's start-up pages", () => {
       { start: 0x400000, end: 0x452000 },
       { start: 0x452000, end: 0x500000 },
     ]);
+  });
+});
+
+describe("isolation: joining a user namespace that does not map the identity", () => {
+  test("the identity's mapping is read from uid_map; unmapped, nsenter makes orzo root there instead of keeping it", () => {
+    expect(uidMapped("         0       1000          1\n", 1000)).toBe(true);
+    expect(uidMapped("         0     100000      65536\n", 0)).toBe(false);
+    expect(uidMapped("         0          0 4294967295\n", 65534)).toBe(true);
+    expect(uidMapped("", 0)).toBe(false);
+    expect(pastaChain({ uid: 0, gid: 0 }, root, "/proc/9/ns/user", ["pasta"], false).slice(0, 3)).toEqual(["/usr/bin/nsenter", "--user=/proc/9/ns/user", "--"]);
   });
 });

@@ -105,6 +105,46 @@ describe("isolation: every thread of a running instance", () => {
   });
 });
 
+describe("isolation: the user namespace pasta joins or makes", () => {
+  test("--userns with --netns joins that user namespace (rootless); one that does not map the caller; --netns-only runs the command in the caller's", async () => {
+    const nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"];
+    const holder = host.spawn([...nobody, "unshare", "-rn", "sleep", "60"]);
+    try {
+      expect(await waitFor(() => { try { return readlinkSync(`/proc/${holder.pid}/exe`).endsWith("/sleep"); } catch { return false; } }, 5000)).toBe(true);
+      const pidFile = join(tmp, `p${++n}.pid`);
+      const ns = `/proc/${holder.pid}/ns`;
+      const r = await host.run([...nobody, orzo, "pasta", "--config-net", "-P", pidFile, "--netns", `${ns}/net`, "--userns", `${ns}/user`]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const pid = await readyPid(pidFile);
+      expect(readlinkSync(`/proc/${pid}/ns/user`)).toBe(readlinkSync(`${ns}/user`));
+      expect(await must(["nsenter", "-t", String(holder.pid), "-n", "ip", "-br", "-4", "addr", "show", "dev", "eth0"])).toContain("198.51.100.1");
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    // A user namespace that does not map the caller (root here): orzo joins it as its root, as nsenter does.
+    const unmapped = host.spawn(["unshare", "--user", "--net", "sleep", "60"]);
+    try {
+      expect(await waitFor(() => { try { return readlinkSync(`/proc/${unmapped.pid}/exe`).endsWith("/sleep"); } catch { return false; } }, 5000)).toBe(true);
+      await Bun.write(`/proc/${unmapped.pid}/uid_map`, "0 100000 65536\n");
+      await Bun.write(`/proc/${unmapped.pid}/gid_map`, "0 100000 65536\n");
+      const pidFile = join(tmp, `p${++n}.pid`);
+      const r = await host.run([orzo, "pasta", "--runas", "0", "--config-net", "-P", pidFile, String(unmapped.pid)]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      await expectConfined(await readyPid(pidFile), 100000, PASTA_CAPS);
+      expect(await must(["nsenter", "-t", String(unmapped.pid), "-n", "ip", "-br", "-4", "addr", "show", "dev", "eth0"])).toContain("198.51.100.1");
+    } finally {
+      unmapped.kill("SIGKILL");
+    }
+    // As root with --runas 0: root of a new user namespace (one ID mapped), or with --netns-only the caller's own.
+    const own = await host.run([orzo, "pasta", "--runas", "0", "--", "cat", "/proc/self/uid_map"]);
+    expect(own.stdout.trim().split(/\s+/)).toEqual(["0", "0", "1"]);
+    const only = await host.run([orzo, "pasta", "--runas", "0", "--netns-only", "--", "cat", "/proc/self/uid_map"]);
+    expect(only.stdout.trim().split(/\s+/)).toEqual(["0", "0", "4294967295"]);
+  });
+});
+
 describe("isolation: pasta's command", () => {
   test("is PID 1 of its own PID namespace, with a fresh /proc and pasta's host name, or -H", async () => {
     const r = await host.run([orzo, "pasta", "--", "sh", "-c", "echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | sort -n | tail -1"]);

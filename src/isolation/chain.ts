@@ -83,11 +83,14 @@ function finalSteps(mode: keyof typeof KEPT_CAPS, facts: Facts, args: readonly s
 
 /**
  * The exec chain of pasta mode. usernsPath: the user namespace to join (the command's, made by the launcher,
- * or the target's), or undefined to stay in the caller's (--netns-only, or already the target's).
+ * or the target's), or undefined to stay in the caller's (--netns-only, or already the target's). mapped: the
+ * identity is mapped in that namespace (it is then kept, and is root there when the namespace maps it to 0);
+ * when it is not, orzo becomes root of the namespace, as nsenter does by default.
  */
-export function pastaChain(id: Identity, facts: Facts, usernsPath: string | undefined, args: readonly string[]): string[] {
-  // nsenter 2.41 drops supplementary groups unless told to keep credentials, which fails where setgroups is denied.
-  const join = usernsPath ? [facts.tools.nsenter, `--user=${usernsPath}`, "--preserve-credentials", "--"] : [];
+export function pastaChain(id: Identity, facts: Facts, usernsPath: string | undefined, args: readonly string[], mapped = true): string[] {
+  // Keeping credentials also spares setgroups, which nsenter 2.41 calls otherwise and a namespace with
+  // setgroups denied (unshare -r) refuses.
+  const join = usernsPath ? [facts.tools.nsenter, `--user=${usernsPath}`, ...(mapped ? ["--preserve-credentials"] : []), "--"] : [];
   return [...identitySteps(id, facts), ...join, ...finalSteps("pasta", facts, args)];
 }
 
@@ -148,4 +151,12 @@ export function resolveRunas(r: RunAs, lookUser: (n: string) => Identity | undef
   const gid = lookGroup(r.group);
   if (gid === undefined) throw new Error(`--runas: no group named ${r.group}`);
   return { uid: id.uid, gid };
+}
+
+/** Whether uid is mapped by a user namespace's uid_map text (inside, outside, count per line): its outside range. */
+export function uidMapped(uidMap: string, uid: number): boolean {
+  return uidMap.split("\n").some((line) => {
+    const [, outside, count] = line.trim().split(/\s+/).map(Number);
+    return Number.isFinite(outside) && Number.isFinite(count) && uid >= outside && uid < outside + count;
+  });
 }

@@ -16,7 +16,7 @@ import { openPcapFile } from "../tap/pcap.ts";
 import { openPasstSocket } from "../tap/passt_stream.ts";
 import { orzoCommand, stage2Command } from "./self.ts";
 import {
-  chooseIdentity, launcherArgv, NOBODY_ID, passtChain, pastaChain, resolveRunas,
+  chooseIdentity, launcherArgv, NOBODY_ID, passtChain, pastaChain, resolveRunas, uidMapped,
   type Facts, type Identity, type Tools,
 } from "./chain.ts";
 import { STAGE2_ENV, type Stage2State } from "./stage2_state.ts";
@@ -99,6 +99,17 @@ function openPidFile(path: string): number {
     return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600);
   } catch (e) {
     throw new StartError(`cannot open PID file ${path}: ${e instanceof SyscallError ? errnoText(e.errno) : (e as Error).message}`);
+  }
+}
+
+/** Whether uid is mapped in the user namespace at path, when its map can be read (a /proc/PID path); else true. */
+function identityMapped(path: string, uid: number): boolean {
+  const pid = /^\/proc\/(\d+)\/ns\/user$/.exec(path)?.[1];
+  if (pid === undefined) return true;
+  try {
+    return uidMapped(readFileSync(`/proc/${pid}/uid_map`, "utf8"), uid);
+  } catch {
+    return true;
   }
 }
 
@@ -189,7 +200,7 @@ export function execIsolated(config: Config, args: readonly string[]): never {
           : "no privileges over the namespace to join: give its user namespace (--userns, or the PID of a process in it)",
       );
     }
-    chain = pastaChain(id, f, join, args);
+    chain = pastaChain(id, f, join, args, join === undefined || identityMapped(join, id.uid));
   }
   // Isolation stage 1: nothing crosses the exec but stdio and the fds named here (an option's, such as --fd).
   cloexecFrom(3);

@@ -29,10 +29,7 @@ beforeAll(async () => {
   orzo = orzoBinary();
   host = await TestHost.create("d13");
   tmp = commandTmpDir("orzo-d13-");
-  // dist/orzo loads its namespace thread's code from src/ns/ at run time (the Worker's URL is the source
-  // file's, fixed at build time), so the source tree is bound in too, at its path.
-  const src = join(dirname(dirname(orzo)), "src");
-  root = await enterDebian13({ netns: host.name, binds: [dirname(orzo), src, tmp], log: (line) => console.error(line) });
+  root = await enterDebian13({ netns: host.name, binds: [dirname(orzo), tmp], log: (line) => console.error(line) });
 }, DEBIAN13_BUILD_TIMEOUT_MS + 60_000);
 afterAll(async () => {
   await root?.close();
