@@ -1,17 +1,17 @@
 /**
  * Process lifecycle: the PID file, and going to the background once ready.
  *
- * Bun cannot fork, so "daemonizing" is a hand-off: the foreground process starts itself again, detached, with a
- * pipe on fd 3 (or the first fd above those it passes on at their own numbers, such as passt's --fd), and waits.
+ * Bun cannot fork, so "daemonizing" is a hand-off: the foreground process (stage 1) starts the exec chain that
+ * ends in stage 2 as a detached child, with a pipe on fd 3 (or the first fd above those it passes on at their own
+ * numbers, such as passt's --fd), and waits.
  * The background process does all the set-up and, once ready (tap up, addresses set, forwards bound), writes its
  * PID file and says so on the pipe; only then does the foreground one exit 0.
  * Tools that wait for the PID file, or for orzo to return, thus never see a half-ready orzo. If the background
  * process fails first, the foreground one exits with its status (its error already went to the shared stderr).
  */
-import { F_SETFD, FD_CLOEXEC, O_CLOEXEC, O_RDWR } from "./syscalls/constants.ts";
-import { close, fcntl, open, pipe2, readBytes, writeBytes } from "./syscalls/io.ts";
+import { O_CLOEXEC, O_RDWR } from "./syscalls/constants.ts";
+import { close, open, pipe2, readBytes, writeBytes } from "./syscalls/io.ts";
 import { dup2, setsid } from "./syscalls/process.ts";
-import { orzoCommand } from "./isolation/self.ts";
 
 /** Environment variable that tells the background process which fd reports readiness. */
 const READY_FD_ENV = "ORZO_READY_FD";
@@ -24,26 +24,18 @@ export function writePidFile(fd: number, pid = process.pid): void {
 }
 
 /** The readiness fd this process was started with, or -1 when it is not the background half of a hand-off. */
-export function readyFdFromEnv(): number {
+function readyFdFromEnv(): number {
   const text = process.env[READY_FD_ENV];
   const fd = text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : -1;
   return fd >= FIRST_FREE_FD ? fd : -1;
 }
 
-/** True when this process is the background half of a hand-off; keeps the readiness fd from its children. */
-export function isBackgroundChild(): boolean {
-  const fd = readyFdFromEnv();
-  if (fd < 0) return false;
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
-  return true;
-}
-
 /**
- * The foreground half: starts this command line again in the background, with the fds in passFds at the same
- * numbers, and resolves to the exit status to use: 0 once the background process reported ready, else its own
- * exit status.
+ * The foreground half: starts argv (stage 1's exec chain, which ends in stage 2) in the background, with the
+ * fds in passFds at the same numbers and env as its environment, and resolves to the exit status to use: 0 once
+ * the background process reported ready, else its own exit status.
  */
-export async function handOffToBackground(args: readonly string[], passFds: readonly number[] = []): Promise<number> {
+export async function handOffToBackground(argv: readonly string[], passFds: readonly number[], env: Readonly<Record<string, string>>): Promise<number> {
   const [r, w] = pipe2(O_CLOEXEC);
   let ready = FIRST_FREE_FD;
   while (passFds.includes(ready)) ready++;
@@ -52,9 +44,9 @@ export async function handOffToBackground(args: readonly string[], passFds: read
     while (stdio.length <= fd) stdio.push("ignore");
     stdio[fd] = fd === ready ? w : fd;
   }
-  const child = Bun.spawn([...orzoCommand(), ...args], {
+  const child = Bun.spawn([...argv], {
     stdio: stdio as ["ignore", "inherit", "inherit", ...number[]],
-    env: { ...process.env, [READY_FD_ENV]: String(ready) },
+    env: { ...env, [READY_FD_ENV]: String(ready) },
   });
   close(w);
   // Nothing else to do meanwhile: a blocking read returns at "ready" or at EOF when the child exits early.

@@ -3,9 +3,8 @@ import { renderHelp } from "./cli/commands.ts";
 import { parseCommandLine, type Config } from "./cli/config.ts";
 import { CliError } from "./cli/errors.ts";
 import { PROGRAM_NAME, VERSION_TEXT } from "./cli/version.ts";
-import { handOffToBackground, isBackgroundChild } from "./lifecycle.ts";
 import { log, setupLogging, writeAll } from "./log.ts";
-import { execIsolated } from "./isolation/stage1.ts";
+import { execIsolated, startIsolatedInBackground } from "./isolation/stage1.ts";
 import { takeStage2State, type Stage2State } from "./isolation/stage2_state.ts";
 import { close } from "./syscalls/io.ts";
 import { runPasst } from "./passt.ts";
@@ -22,16 +21,15 @@ function failed(e: unknown): number {
 }
 
 /**
- * Stage 1: goes to the background first when the mode asks for it (the background half comes back here), then
- * replaces this process with the exec chain that ends in stage 2 (isolation/stage1.ts). Returns only on failure.
+ * Stage 1: replaces this process with the exec chain that ends in stage 2 (isolation/stage1.ts), or, when the
+ * mode goes to the background, starts the chain as a child and waits until it is ready.
  */
 function startInstance(config: Config, args: readonly string[]): number | Promise<number> {
   // Both halves of a hand-off, and the exec chain, start orzo as `orzo MODE ARGS`, however this one was invoked.
   const modeArgs = args[0] === config.mode ? args : [config.mode, ...args];
   const daemon = !config.foreground && (config.mode === "passt" || config.command.length === 0);
-  if (daemon && !isBackgroundChild()) return handOffToBackground(modeArgs, config.socketFd === undefined ? [] : [config.socketFd]);
   try {
-    return execIsolated(config, modeArgs);
+    return daemon ? startIsolatedInBackground(config, modeArgs) : execIsolated(config, modeArgs);
   } catch (e) {
     return failed(e);
   }

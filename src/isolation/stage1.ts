@@ -11,7 +11,7 @@ import { F_SETFD, O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY } from
 import { errnoText, SyscallError } from "../syscalls/errno.ts";
 import { close, fcntl, open, pipe2 } from "../syscalls/io.ts";
 import { cloexecFrom, execve, getegid, geteuid, groupByName, reapChild, userByName } from "../syscalls/process.ts";
-import { readyFdFromEnv } from "../lifecycle.ts";
+import { handOffToBackground } from "../lifecycle.ts";
 import { openPcapFile } from "../tap/pcap.ts";
 import { openPasstSocket } from "../tap/passt_stream.ts";
 import { orzoCommand, stage2Command } from "./self.ts";
@@ -151,8 +151,15 @@ function startLauncher(config: Config, id: Identity, f: Facts): { pid: number; g
 }
 
 /** Lets fd survive the exec (it was opened close-on-exec, or marked so by cloexecFrom). */
-function inherit(fd: number | undefined): void {
-  if (fd !== undefined) fcntl(fd, F_SETFD, 0);
+function inherit(fd: number): void {
+  fcntl(fd, F_SETFD, 0);
+}
+
+/** What starts stage 2: the exec chain, its environment, and the fds it must find at their numbers. */
+interface Plan {
+  readonly chain: string[];
+  readonly env: Record<string, string>;
+  readonly fds: number[];
 }
 
 /**
@@ -160,6 +167,23 @@ function inherit(fd: number | undefined): void {
  * the program name). Returns only by throwing (StartError, or the failure of execve).
  */
 export function execIsolated(config: Config, args: readonly string[]): never {
+  const plan = planInstance(config, args);
+  for (const fd of plan.fds) inherit(fd);
+  return execve(plan.chain[0], plan.chain, Object.entries(plan.env).map(([k, v]) => `${k}=${v}`));
+}
+
+/**
+ * Starts the exec chain as a child that goes on in the background, and resolves to the exit status for this
+ * process: 0 once stage 2 reported ready, else stage 2's own status. Spawning the chain from here, rather than
+ * orzo again, spares the background half a start of its own. Throws StartError before anything started.
+ */
+export function startIsolatedInBackground(config: Config, args: readonly string[]): Promise<number> {
+  const plan = planInstance(config, args);
+  return handOffToBackground(plan.chain, plan.fds, plan.env);
+}
+
+/** Stage 1's work for either way of starting stage 2 (see execIsolated). */
+function planInstance(config: Config, args: readonly string[]): Plan {
   const exeFd = openExecutable();
   const f = facts(exeFd);
   const id = identity(config, f);
@@ -168,7 +192,6 @@ export function execIsolated(config: Config, args: readonly string[]): never {
     pidFileFd: config.pidFile !== undefined ? openPidFile(config.pidFile) : undefined,
     pcapFd: config.pcapFile !== undefined ? openPcapFile(config.pcapFile) : undefined,
     logFd: logFileFd(),
-    readyFd: readyFdFromEnv() >= 0 ? readyFdFromEnv() : undefined,
   };
   let chain: string[];
   if (config.mode === "passt") {
@@ -202,12 +225,12 @@ export function execIsolated(config: Config, args: readonly string[]): never {
     }
     chain = pastaChain(id, f, join, args, join === undefined || identityMapped(join, id.uid));
   }
-  // Isolation stage 1: nothing crosses the exec but stdio and the fds named here (an option's, such as --fd).
+  // Isolation stage 1: nothing crosses into stage 2 but stdio and the fds named here (an option's, such as --fd).
   cloexecFrom(3);
-  const passed = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
-  for (const fd of passed) inherit(fd);
-  const env = Object.entries(process.env).filter(([k]) => k !== STAGE2_ENV).map(([k, v]) => `${k}=${v}`);
-  env.push(`${STAGE2_ENV}=${JSON.stringify(state)}`);
+  const fds = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd]
+    .filter((fd): fd is number => fd !== undefined);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k !== STAGE2_ENV && v !== undefined)) as Record<string, string>;
+  env[STAGE2_ENV] = JSON.stringify(state);
   log.debug(`exec chain: ${chain.join(" ")}`);
-  return execve(chain[0], chain, env);
+  return { chain, env, fds };
 }

@@ -16,8 +16,6 @@ export interface Stage2State {
   pcapFd?: number;
   /** The log file (-l), open for appending. */
   logFd?: number;
-  /** The pipe to the foreground half of a hand-off to the background (lifecycle.ts). */
-  readyFd?: number;
   /** passt: the listening socket qemu connects to, and its path. */
   listenFd?: number;
   socketPath?: string;
@@ -44,7 +42,6 @@ export function takeStage2State(): Stage2State | undefined {
     pidFileFd: fd(parsed.pidFileFd),
     pcapFd: fd(parsed.pcapFd),
     logFd: fd(parsed.logFd),
-    readyFd: fd(parsed.readyFd),
     listenFd: fd(parsed.listenFd),
     socketDirFd: fd(parsed.socketDirFd),
     socketPath: typeof parsed.socketPath === "string" ? parsed.socketPath : undefined,
