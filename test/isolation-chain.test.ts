@@ -108,6 +108,12 @@ describe("isolation: the seccomp program", () => {
     expect(run(SYSCALL_NUMBERS.socket, [17, 3, 0])).toBe(EPERM);
     expect(run(SYSCALL_NUMBERS.ioctl, [5, 0x5411])).toBe(ALLOW);
     expect(run(SYSCALL_NUMBERS.ioctl, [5, 0x400454ca])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.setsockopt, [5, 6, 1])).toBe(ALLOW);
+    expect(run(SYSCALL_NUMBERS.setsockopt, [5, 41, 26])).toBe(ALLOW);
+    // SO_MARK and SO_RCVBUFFORCE need CAP_NET_ADMIN; TCP level with a socket-level number is not a listed pair.
+    expect(run(SYSCALL_NUMBERS.setsockopt, [5, 1, 36])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.setsockopt, [5, 1, 33])).toBe(EPERM);
+    expect(run(SYSCALL_NUMBERS.setsockopt, [5, 6, 42])).toBe(EPERM);
     expect(run(SYSCALL_NUMBERS.read, [], 0x40000003)).toBe(0x80000000);
     expect(run(0x40000000 + SYSCALL_NUMBERS.read)).toBe(0x80000000);
   });

@@ -11,7 +11,10 @@
  * /proc/self/statm, which the empty root answers with ENOENT, and Bun carries on without it.
  */
 import { log } from "../log.ts";
-import { AF_INET, AF_INET6, SIOCOUTQ, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, UMOUNT_NOFOLLOW } from "../syscalls/constants.ts";
+import {
+  AF_INET, AF_INET6, IP_FREEBIND, IP_PKTINFO, IP_RECVERR, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPV6_FREEBIND,
+  IPV6_RECVERR, IPV6_RECVPKTINFO, IPV6_UNICAST_HOPS, IPV6_V6ONLY, SIOCOUTQ, SO_BINDTODEVICE, SO_LINGER, SO_PEEK_OFF,
+  SO_RCVBUF, SO_REUSEADDR, SO_SNDBUF, SOL_SOCKET, TCP_NODELAY, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, UMOUNT_NOFOLLOW } from "../syscalls/constants.ts";
 import { chdir, mount, pivotRoot, prctl, rawSyscall, umount2 } from "../syscalls/process.ts";
 import { errnoName } from "../syscalls/errno.ts";
 import { buildFilter, installFilter, type ArgRule } from "./seccomp.ts";
@@ -55,11 +58,23 @@ const PASST_ONLY: readonly SyscallName[] = ["unlinkat"];
 /**
  * Calls allowed with certain arguments only. Sockets of the IP families alone: no netlink (the namespace's
  * configuration is done), no packet sockets; the one ioctl the data path makes (SIOCOUTQ, the bytes a TCP
- * socket has not sent yet). What CAP_NET_ADMIN still allows is then out of reach: see doc/isolation.md.
+ * socket has not sent yet); the socket options orzo sets, none of which needs a capability (SO_MARK,
+ * IP_TRANSPARENT or SO_RCVBUFFORCE would need CAP_NET_ADMIN). What CAP_NET_ADMIN still allows is then out of
+ * reach: see doc/isolation.md.
  */
 export const ARG_RULES: readonly ArgRule[] = [
   { call: "socket", arg: 0, values: [AF_INET, AF_INET6] },
   { call: "ioctl", arg: 1, values: [SIOCOUTQ] },
+  {
+    call: "setsockopt", arg: 1, arg2: 2, pairs: [
+      [IPPROTO_TCP, TCP_NODELAY],
+      [SOL_SOCKET, SO_PEEK_OFF], [SOL_SOCKET, SO_LINGER], [SOL_SOCKET, SO_REUSEADDR], [SOL_SOCKET, SO_RCVBUF],
+      [SOL_SOCKET, SO_SNDBUF], [SOL_SOCKET, SO_BINDTODEVICE],
+      [IPPROTO_IP, IP_TTL], [IPPROTO_IP, IP_FREEBIND], [IPPROTO_IP, IP_PKTINFO], [IPPROTO_IP, IP_RECVERR],
+      [IPPROTO_IPV6, IPV6_UNICAST_HOPS], [IPPROTO_IPV6, IPV6_FREEBIND], [IPPROTO_IPV6, IPV6_RECVPKTINFO],
+      [IPPROTO_IPV6, IPV6_RECVERR], [IPPROTO_IPV6, IPV6_V6ONLY],
+    ],
+  },
 ];
 
 /** The allow-list of a mode, hottest calls first. */

@@ -40,12 +40,13 @@ interface Insn {
   k: number;
 }
 
-/** A call allowed only with one of some values in one argument (its low 32 bits: the C type is an int). */
-export interface ArgRule {
-  readonly call: SyscallName;
-  readonly arg: number;
-  readonly values: readonly number[];
-}
+/**
+ * A call allowed only with certain argument values (the low 32 bits of each: the C types are ints): one of
+ * `values` in argument `arg`, or, with `pairs`, one of the [value of `arg`, value of `arg2`] pairs.
+ */
+export type ArgRule =
+  | { readonly call: SyscallName; readonly arg: number; readonly values: readonly number[] }
+  | { readonly call: SyscallName; readonly arg: number; readonly arg2: number; readonly pairs: readonly (readonly [number, number])[] };
 
 /**
  * The filter program for an allow-list (in the order given: put the hottest calls first) and calls allowed only
@@ -68,7 +69,8 @@ export function buildFilter(allowed: readonly SyscallName[], logOnly = false, ru
     { code: BPF_JGE_K, jt: 0, jf: 1, k: X32_SYSCALL_BIT },
     { code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_KILL_PROCESS },
   ];
-  const blockLen = (r: ArgRule) => 2 + r.values.length;
+  // A block: load, then per value one comparison (per pair: compare, load the second, compare, reload the first).
+  const blockLen = (r: ArgRule) => 2 + ("values" in r ? r.values.length : 4 * r.pairs.length);
   const blocksLen = rules.reduce((n, r) => n + blockLen(r), 0);
   const allowAt = prog.length + numbers.length + rules.length + 1 + blocksLen;
   const jump = (from: number, to: number) => {
@@ -83,9 +85,20 @@ export function buildFilter(allowed: readonly SyscallName[], logOnly = false, ru
     blockAt += blockLen(r);
   }
   prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: deny });
+  const arg = (i: number) => ({ code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SECCOMP_DATA.args + 8 * i });
   for (const r of rules) {
-    prog.push({ code: BPF_LD_W_ABS, jt: 0, jf: 0, k: SECCOMP_DATA.args + 8 * r.arg });
-    for (const value of r.values) prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, allowAt), jf: 0, k: value >>> 0 });
+    prog.push(arg(r.arg));
+    if ("values" in r) {
+      for (const value of r.values) prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, allowAt), jf: 0, k: value >>> 0 });
+    } else {
+      for (const [a, b] of r.pairs) {
+        // First argument differs: skip this pair's other three instructions.
+        prog.push({ code: BPF_JEQ_K, jt: 0, jf: 3, k: a >>> 0 });
+        prog.push(arg(r.arg2));
+        prog.push({ code: BPF_JEQ_K, jt: jump(prog.length, allowAt), jf: 0, k: b >>> 0 });
+        prog.push(arg(r.arg));
+      }
+    }
     prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: deny });
   }
   prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ALLOW });
