@@ -142,14 +142,6 @@ export class EventLoop {
     this.exitCode = code;
   }
 
-  /**
-   * Asks the loop to yield to Bun after this cycle: for work that Bun itself must pick up (a process started
-   * with Bun.spawn is watched only once Bun's own loop has run).
-   */
-  requestYield(): void {
-    this.yieldNow = true;
-  }
-
   /** True once stop() was called. */
   get stopping(): boolean {
     return this.stopped;
@@ -212,7 +204,7 @@ export class EventLoop {
     return this.exitCode;
   }
 
-  /** Closes the epoll fd; the instance id stays reserved so stale flow records cannot alias another loop. */
+  /** Closes the epoll fd and frees the instance id for the next loop (the flows of this one must be gone). */
   close(): void {
     close(this.epfd);
     if (epollFds[this.id] === this.epfd) epollFds[this.id] = -1;

@@ -26,12 +26,9 @@ export const TcpEvent = {
 /** TCP connection flags. */
 export const TcpFlag = {
   STALLED: 1 << 0,
-  LOCAL: 1 << 1,
   ACTIVE_CLOSE: 1 << 2,
-  ACK_TO_TAP_DUE: 1 << 3,
   ACK_FROM_TAP_DUE: 1 << 4,
   ACK_FROM_TAP_BLOCKS: 1 << 5,
-  SYN_RETRIED: 1 << 6,
   /** The socket did not take all data from the tap: wait for EPOLLOUT. */
   SOCK_OUT_WAIT: 1 << 7,
   /**
