@@ -7,8 +7,6 @@ import { log, setupLogging, writeAll } from "./log.ts";
 import { execIsolated, startIsolatedInBackground } from "./isolation/stage1.ts";
 import { takeStage2State, type Stage2State } from "./isolation/stage2_state.ts";
 import { close } from "./syscalls/io.ts";
-import { runPasst } from "./passt.ts";
-import { runPasta } from "./pasta.ts";
 
 const STDOUT = 1;
 const STDERR = 2;
@@ -41,7 +39,9 @@ function startInstance(config: Config, args: readonly string[]): number | Promis
  */
 export async function runMode(config: Config, state: Stage2State): Promise<number> {
   try {
-    return await (config.mode === "passt" ? runPasst(config, state) : runPasta(config, state));
+    // Loaded here, in stage 2 only: stage 1 has no use for the data path, and loading it costs start-up time.
+    if (config.mode === "passt") return await (require("./passt.ts") as typeof import("./passt.ts")).runPasst(config, state);
+    return await (require("./pasta.ts") as typeof import("./pasta.ts")).runPasta(config, state);
   } catch (e) {
     return failed(e);
   }
