@@ -1,7 +1,7 @@
 /**
- * A Debian 13 (trixie) root for the ecosystem tests: the programs that users run orzo with (util-linux 2.41
- * today; Podman, RootlessKit, passt, qemu and libvirt later, issue 18), which need Debian 13's libc and so cannot
- * run on this Debian 12 machine directly.
+ * A Debian 13 (trixie) root for the ecosystem tests: the programs that users run orzo with (util-linux 2.41,
+ * Podman 5, RootlessKit 2 and Debian 13's pasta as the reference today; qemu and libvirt later, issue 18), which
+ * need Debian 13's libc and so cannot run on this Debian 12 machine directly.
  *
  * Built once with `debootstrap --variant=minbase trixie` from the machine's own Debian mirror (which serves the
  * trixie suite) into a cache directory (ORZO_DEBIAN13_CACHE, else ~/.cache/orzo-debian13): the root is
@@ -11,9 +11,10 @@
  *
  * Entered as ../shared/reference/debian13-root.md describes, not with chroot(2) (the kernel refuses user
  * namespaces to a chrooted process): a holder process in a mount namespace of its own mounts proc, a private
- * /dev, tmpfs /run and /tmp, /sys and the caller's bind mounts into the root, pivot_roots into it and waits;
- * commands join its mount and network namespaces with nsenter. The holder runs inside a network namespace the
- * test made (a TestHost), so nothing run in the root reaches the machine's real interfaces.
+ * /dev, tmpfs /run and /tmp, /sys with the cgroup v1 hierarchies and the caller's bind mounts into the root,
+ * pivot_roots into it and waits; commands join its mount and network namespaces with nsenter. The holder runs
+ * inside a network namespace the test made (a TestHost), so nothing run in the root reaches the machine's real
+ * interfaces. The holder and every command join one cgroup (cgroups.ts), so close() ends what daemonized too.
  *
  * Run directly (`bun test/ecosystem/debian13.ts`), it builds the root if needed and prints its path.
  */
@@ -22,15 +23,22 @@ import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { run, type RunResult } from "../helpers/netns.ts";
 import { waitForLine } from "../helpers/process.ts";
+import { alive, cgroupSpec, ProcessCgroup } from "./cgroups.ts";
 
 /**
- * The packages installed besides minbase; one list, so that the tests of issue 18 can add theirs (podman, crun,
- * conmon, uidmap, rootlesskit, passt, netavark, aardvark-dns, qemu-system-x86, libvirt): changing it rebuilds.
+ * The packages installed besides minbase; one list, so that the tests of issue 18 can add theirs (qemu-system-x86
+ * and libvirt next): changing it rebuilds. Only what debootstrap resolves from Depends comes along (no Recommends):
+ * about 150 packages, 360 MB, built in under a minute here.
  */
-export const DEBIAN13_PACKAGES = ["util-linux", "mount", "iproute2", "procps", "busybox-static", "socat"] as const;
+export const DEBIAN13_PACKAGES = [
+  "util-linux", "mount", "iproute2", "procps", "busybox-static", "socat",
+  // Podman 5 and RootlessKit 2 with their helpers, and Debian 13's pasta as the reference (podman.test.ts).
+  "podman", "crun", "conmon", "uidmap", "rootlesskit", "passt", "fuse-overlayfs", "slirp4netns", "netavark", "aardvark-dns",
+  "nftables", "catatonit", "golang-github-containers-common",
+] as const;
 
 /** Bump when the build steps change (not the package list, which the stamp records itself). */
-const BUILD_VERSION = 1;
+const BUILD_VERSION = 2;
 const SUITE = "trixie";
 /** A cold build takes a few minutes; this bounds a stuck mirror (callers add it to their own time limits). */
 export const DEBIAN13_BUILD_TIMEOUT_MS = 20 * 60_000;
@@ -73,16 +81,6 @@ export function debianMirror(): string {
     }
   }
   throw new Error(`no Debian mirror found in ${deb822} or ${list}`);
-}
-
-/** Whether a process is alive (a signal 0 reaches it). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Runs a host command to completion, bounded; throws with its output unless it succeeds. */
@@ -150,6 +148,8 @@ export async function debian13Root(log: (line: string) => void = () => {}): Prom
     // Name lookups inside stay on this machine (pasta's DNS forwarding goes to the host's resolver); tests that
     // enter the root with a test namespace see that namespace's resolv.conf instead.
     writeFileSync(join(root, "etc", "resolv.conf"), "nameserver 127.0.0.1\n");
+    // minbase has no /etc/hosts, which RootlessKit's child copies (and Podman reads for its own).
+    writeFileSync(join(root, "etc", "hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     mkdirSync(join(root, ".oldroot"), { recursive: true });
     rmSync(join(root, "var", "cache", "apt", "archives"), { recursive: true, force: true });
     mkdirSync(join(root, "var", "cache", "apt", "archives", "partial"), { recursive: true });
@@ -176,9 +176,10 @@ function install(work: string, cache: string): void {
 }
 
 /**
- * The holder: made by `unshare --mount --propagation private`, it mounts the root onto itself, proc, /sys, a
- * private /dev, tmpfs /run and /tmp and the bind mounts (pairs of source and target after the root), then
- * pivot_roots into it, says "ready PID" and waits until its stdin ends (the test closes it, or dies). Mount
+ * The holder: made by `unshare --mount --propagation private`, it mounts the root onto itself, proc, /sys, the
+ * cgroup hierarchies ($DEBIAN13_CGROUPS, from cgroupSpec()), a private /dev, tmpfs /run and /tmp and the bind
+ * mounts (pairs of source and target after the root), then pivot_roots into it, makes its mounts shared (rootless
+ * Podman warns otherwise), says "ready PID" and waits until its stdin ends (the test closes it, or dies). Mount
  * points for binds outside /tmp are made in the cached root itself: empty directories, harmless to later runs.
  */
 const HOLDER_SCRIPT = `set -e
@@ -187,6 +188,15 @@ mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --make-rslave "$root/sys"
+if [ "$DEBIAN13_CGROUPS" = cgroup2 ]; then
+  mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
+elif [ -n "$DEBIAN13_CGROUPS" ]; then
+  mount -t tmpfs -o mode=0755,nosuid,nodev,noexec cgroup "$root/sys/fs/cgroup"
+  for c in $DEBIAN13_CGROUPS; do
+    mkdir "$root/sys/fs/cgroup/\${c%%=*}"
+    mount -t cgroup -o "\${c#*=}" cgroup "$root/sys/fs/cgroup/\${c%%=*}"
+  done
+fi
 mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"
 node() { mknod -m 0666 "$root/dev/$1" c "$2" "$3"; }
 node null 1 3; node zero 1 5; node full 1 7; node random 1 8; node urandom 1 9; node tty 5 0
@@ -211,6 +221,7 @@ pivot_root . .oldroot
 cd /
 export PATH=${DEBIAN13_PATH}
 umount -l /.oldroot
+mount --make-rshared /
 echo "ready $$"
 read -r _ || true
 `;
@@ -235,7 +246,12 @@ export interface Debian13 {
   run(command: readonly string[], opts?: RootRunOptions): Promise<RunResult>;
   /** Starts a long-running command inside the root; close() kills it. */
   spawn(command: readonly string[], opts?: RootRunOptions): ReturnType<typeof Bun.spawn>;
-  /** Kills what was spawned and the holder: the mount namespace goes with the last process in it. */
+  /** The PIDs of every process started in the root that is still running (daemons and the holder included). */
+  processes(): number[];
+  /**
+   * Kills every process started in the root, what daemonized or outlived its command included (they all stay in
+   * one cgroup), and the holder: the mount namespace goes with the last process in it.
+   */
   close(): Promise<void>;
 }
 
@@ -258,14 +274,16 @@ export async function enterDebian13(opts: { netns: string; binds?: Bind[]; log?:
   if (existsSync(resolv)) binds.push([resolv, "/etc/resolv.conf"]);
   for (const [source] of binds) if (!existsSync(source)) throw new Error(`bind source ${source} does not exist`);
   const nsenter = hostTool("nsenter");
+  const cgroup = await ProcessCgroup.create();
   const holderProc = Bun.spawn(
-    [hostTool("ip"), "netns", "exec", opts.netns, hostTool("unshare"), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HOLDER_SCRIPT, "debian13-holder", root, ...binds.flat()],
-    { stdin: "pipe", stdout: "pipe", stderr: "pipe" },
+    cgroup.wrap([hostTool("ip"), "netns", "exec", opts.netns, hostTool("unshare"), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HOLDER_SCRIPT, "debian13-holder", root, ...binds.flat()]),
+    { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, DEBIAN13_CGROUPS: cgroupSpec() } },
   );
   const spawned: ReturnType<typeof Bun.spawn>[] = [];
   const stop = async () => {
     for (const p of spawned) p.kill("SIGKILL");
     holderProc.kill("SIGKILL");
+    await cgroup.killAll();
     await Promise.all([...spawned, holderProc].map((p) => Promise.race([p.exited, Bun.sleep(5000)])));
   };
   let holder: number;
@@ -279,9 +297,9 @@ export async function enterDebian13(opts: { netns: string; binds?: Bind[]; log?:
     throw new Error(`the Debian 13 holder did not start: ${(e as Error).message}\n${stderr}`);
   }
   const rootEnv = (env: Record<string, string> = {}) => ({ PATH: DEBIAN13_PATH, HOME: "/root", LC_ALL: "C", ...env });
-  const argv = (command: readonly string[], env?: Record<string, string>) => [
+  const argv = (command: readonly string[], env?: Record<string, string>) => cgroup.wrap([
     nsenter, "-t", String(holder), "-m", "-n", "--", "/usr/bin/env", "-i", ...Object.entries(rootEnv(env)).map(([k, v]) => `${k}=${v}`), ...command,
-  ];
+  ]);
   return {
     holder,
     argv,
@@ -291,6 +309,7 @@ export async function enterDebian13(opts: { netns: string; binds?: Bind[]; log?:
       spawned.push(p);
       return p;
     },
+    processes: () => cgroup.members(),
     close: stop,
   };
 }
