@@ -20,7 +20,7 @@ import { cpioArchive, guestImage } from "./guest/build.ts";
 
 const TCP_BYTES = 4 << 20;
 const UDP_BYTES = 5120;
-const PORT = { tcpUp: 10010, tcpDown: 10011, tcpIn: 10001, udpUp: 10020, udpIn: 10021 } as const;
+const PORT = { tcpUp: 10010, tcpDown: 10011, tcpIn: 10001, udpUp: 10020, udpIn: 10021, closed: 10099 } as const;
 
 let host: TestHost;
 let orzo: string;
@@ -57,6 +57,10 @@ socat -u -b 65536 FILE:/tmp/udp-up UDP:"$gw":${PORT.udpUp} && mark "udp-up sent"
 timeout 30 socat -u -b 65536 UDP-RECVFROM:${PORT.udpIn} CREATE:/tmp/udp-in & p=$!
 listening u ${PORT.udpIn}; mark "udp-in listening"
 wait $p && mark "udp-in sha=$(sha /tmp/udp-in)"
+# A closed port on the host (behind the gateway address): the port unreachable comes back as ECONNREFUSED.
+t0=$(date +%s)
+(echo a; sleep 0.5; echo b; sleep 0.5; echo c) | timeout 5 socat - UDP:"$gw":${PORT.closed} 2>/tmp/refused
+grep -q "Connection refused" /tmp/refused && mark "udp-refused in $(( $(date +%s) - t0 )) s" || mark "udp-refused none"
 global6() { ip -6 addr show dev eth0 scope global | grep -o 'inet6 [0-9a-f:]*' | cut -d' ' -f2 | tr '\\n' ' '; }
 i=0; while [ -z "$(global6)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mark "ipv6 [$(global6)]"
@@ -132,6 +136,7 @@ test("a qemu guest over -netdev stream: DHCP, ping, TCP and UDP both ways (inbou
   await listening("t", PORT.tcpUp);
   await listening("t", PORT.tcpDown);
   await listening("u", PORT.udpUp);
+  expect((await host.run(["ss", "-Hlun", `sport = :${PORT.closed}`])).stdout.trim()).toBe("");
 
   const passt = host.spawn([orzo, "passt", "-f", "-1", "-s", sock, "-t", String(PORT.tcpIn), "-u", String(PORT.udpIn)]);
   const passtErr = waitForLine(passt.stderr as ReadableStream<Uint8Array>, /addr\.path=/, 15_000);
@@ -171,6 +176,8 @@ test("a qemu guest over -netdev stream: DHCP, ping, TCP and UDP both ways (inbou
     expect((await host.run(["socat", "-u", "-b", "65536", `OPEN:${udpDown.path}`, `UDP4-SENDTO:127.0.0.1:${PORT.udpIn}`])).code).toBe(0);
     expect(await serial.marker(/^udp-in sha=(\w+)$/, 30_000)).toBe(udpDown.sha);
     log("UDP both ways");
+    // ICMP errors for UDP: the host's port unreachable reaches the guest's socket, within 2 s.
+    expect(await serial.marker(/^udp-refused (.*)$/, 30_000)).toMatch(/^in [0-2] s$/);
 
     // SLAAC from orzo's router advertisement: the host's /64.
     expect(await serial.marker(/^ipv6 \[(.*)\]$/, 30_000)).toContain("2001:db8:1:");
