@@ -14,7 +14,8 @@ import { flowTableInit } from "./flows/epoll.ts";
 import { reportReady, writePidFile } from "./lifecycle.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
-import { namespaceIfname, resolveNetConf, templateInterfaces, type HostAddressing, type NetConf } from "./netconf.ts";
+import { namespaceIfname, resolveNetConf, type HostAddressing, type NetConf } from "./netconf.ts";
+import { readHostAddressing } from "./flows/outbound.ts";
 import type { Config } from "./cli/config.ts";
 import { parseMacText } from "./cli/values.ts";
 import { readResolvConf } from "./resolv.ts";
@@ -53,7 +54,7 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
     hostname: attaching ? undefined : namespaceHostname(config.hostname, gethostname()),
   });
   const hostNl = new Netlink();
-  const host = hostNl.hostAddressing(templateInterfaces(config));
+  const host = readHostAddressing(config, hostNl);
   const netconf = resolveNetConf(config, host, readResolvConf());
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);

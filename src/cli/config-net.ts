@@ -27,6 +27,10 @@ export interface FamilyConfig {
   readonly mapHostLoopback?: string;
   /** --map-guest-addr: the guest address that reaches the host's own address. */
   readonly mapGuestAddr?: string;
+  /** -o: the source address of outbound sockets toward the host. */
+  readonly outbound?: string;
+  /** --outbound-if4/--outbound-if6: the interface outbound sockets are bound to (and the template, unless -i). */
+  readonly outboundIfname?: string;
 }
 
 /** Addressing, DNS, services and port forwarding, as given on the command line. */
@@ -175,6 +179,14 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
   const dnsHost = lastPerFamily(options.dnsHost);
   const mapHostLoopback = lastPerFamily(options.mapHostLoopback);
   const mapGuestAddr = lastPerFamily(options.mapGuestAddr);
+  const outbound = lastPerFamily(options.outbound);
+  const outboundIfname = { 4: options.outboundIf4, 6: options.outboundIf6 };
+  // An outbound setting for an IP version that -4 or -6 switched off could only be ignored.
+  for (const [v, off] of [[6, "ipv4Only"], [4, "ipv6Only"]] as const) {
+    if (only !== off) continue;
+    if (outbound[v] !== undefined) throw new CliError(`option '--outbound ${outbound[v]}' is IPv${v}, which '--${v === 6 ? "ipv4-only" : "ipv6-only"}' switches off`);
+    if (outboundIfname[v] !== undefined) throw conflicting(`outbound-if${v}`, v === 6 ? "ipv4-only" : "ipv6-only");
+  }
   const family = (v: 4 | 6): FamilyConfig => ({
     address: address[v]?.text,
     prefixLen: v === 4 ? address.prefixLen4 : address[6]?.prefixLen,
@@ -183,6 +195,8 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
     dnsHost: dnsHost[v],
     mapHostLoopback: mapHostLoopback[v],
     mapGuestAddr: mapGuestAddr[v],
+    outbound: outbound[v],
+    outboundIfname: outboundIfname[v],
   });
 
   const dns = listOrNone(options.dns, (a) => [a.text]);

@@ -218,14 +218,25 @@ export const OPTIONS = {
     parse: interfaceName,
     help: "Host interface to take addresses and routes from (default: the one with the default route)",
   }),
-  outbound: refused({
+  outbound: multiple({
     long: "outbound",
     short: "o",
     valueName: "ADDR",
-    help: "IPv4 or IPv6 source address for outbound sockets",
+    parse: address(SPECIAL_ADDRESSES),
+    help: "Source address of outbound sockets toward the host, the last one of each IP version counts",
   }),
-  outboundIf4: refused({ long: "outbound-if4", valueName: "NAME", help: "Bind outbound IPv4 sockets to this interface" }),
-  outboundIf6: refused({ long: "outbound-if6", valueName: "NAME", help: "Bind outbound IPv6 sockets to this interface" }),
+  outboundIf4: single({
+    long: "outbound-if4",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv4 sockets to this interface, and take it as the IPv4 template unless -i",
+  }),
+  outboundIf6: single({
+    long: "outbound-if6",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv6 sockets to this interface, and take it as the IPv6 template unless -i",
+  }),
   ipv4Only: flag({ long: "ipv4-only", short: "4", help: "Enable IPv4 only" }),
   ipv6Only: flag({ long: "ipv6-only", short: "6", help: "Enable IPv6 only" }),
 
