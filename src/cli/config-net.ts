@@ -90,8 +90,10 @@ export interface NetworkConfig {
   readonly forward: ForwardConfig;
   /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
   readonly noSplice: boolean;
-  /** pasta --host-lo-to-ns-lo. */
+  /** pasta --host-lo-to-ns-lo (implied by --splice-only). */
   readonly hostLoToNsLo: boolean;
+  /** pasta --splice-only: no tap device; only spliced loopback connections are forwarded. */
+  readonly spliceOnly: boolean;
 }
 
 type PerFamily<T> = { 4?: T; 6?: T };
@@ -171,7 +173,9 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
   const noSplice = !pasta || options.noSplice === true;
   if (pasta && options.noSplice) {
     if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
+    if (options.spliceOnly) throw conflicting("splice-only", "no-splice");
   }
+  const spliceOnly = options.spliceOnly === true;
 
   const address = guestAddresses(options, order);
   const gateway = lastPerFamily(options.gateway);
@@ -250,6 +254,8 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
       noUdp: options.noUdp === true,
     }),
     noSplice,
-    hostLoToNsLo: options.hostLoToNsLo === true,
+    // Without a tap, a connection to the host's loopback can only go to the namespace's.
+    hostLoToNsLo: options.hostLoToNsLo === true || spliceOnly,
+    spliceOnly,
   };
 }

@@ -377,9 +377,9 @@ export const OPTIONS = {
     modes: "pasta",
   }),
   noSplice: flag({ long: "no-splice", help: "Don't splice loopback connections socket to socket", modes: "pasta" }),
-  spliceOnly: refused({
+  spliceOnly: flag({
     long: "splice-only",
-    help: "No tap device: forward loopback connections only (implies --host-lo-to-ns-lo, --no-icmp)",
+    help: "No tap device: forward loopback connections only, by splicing (implies --host-lo-to-ns-lo)",
     modes: "pasta",
   }),
   hostLoToNsLo: flag({
