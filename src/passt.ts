@@ -73,7 +73,7 @@ export async function runPasst(config: Config, state: Stage2State): Promise<numb
       stream.startListening();
     }
     if (state.pidFileFd !== undefined) writePidFile(state.pidFileFd);
-    reportReady();
+    reportReady(state.syslogFd, config.mode);
     loop.installSignals();
     confine("passt");
     const status = await loop.run();

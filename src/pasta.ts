@@ -144,7 +144,7 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
     close(state.launcherGoFd);
   }
   log.debug(config.spliceOnly ? "pasta: ready, splicing only" : "pasta: the tap is ready in the namespace");
-  reportReady();
+  reportReady(state.syslogFd, config.mode);
   loop.installSignals();
   confine("pasta");
   const status = await loop.run();

@@ -44,6 +44,8 @@ export interface Config extends NetworkConfig, NamespaceConfig, PasstLinkConfig 
   readonly logLevel: LogLevel;
   /** Log only to this file (truncated at start) instead of stderr. */
   readonly logFile?: string;
+  /** --log-size: the most bytes the log file holds. */
+  readonly logSize?: number;
   /** Stay in the foreground instead of becoming a daemon once set up. */
   readonly foreground: boolean;
   /** Write the process ID here. */
@@ -119,6 +121,7 @@ function interpret(
       mode,
       logLevel: logLevel(order),
       logFile: options.logFile,
+      logSize: options.logSize,
       foreground: options.foreground === true,
       pidFile: options.pidFile,
       pcapFile: options.pcapFile,

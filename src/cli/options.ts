@@ -12,6 +12,7 @@ import {
   guestAddress,
   hostName,
   interfaceName,
+  logSize,
   macAddress,
   mtu,
   netmask,
@@ -388,7 +389,12 @@ export const OPTIONS = {
     modes: "pasta",
   }),
 
-  logSize: refused({ long: "log-size", valueName: "BYTES", help: "Largest size of the log file (default: 1 MiB)" }),
+  logSize: single({
+    long: "log-size",
+    valueName: "BYTES",
+    parse: logSize,
+    help: "Largest size of the log file, at least 40960 (default: 1 MiB); when full, its oldest part goes",
+  }),
   stats: refused({ long: "stats", valueName: "DELAY", help: "Print event counts, at least DELAY seconds apart" }),
   confPath: refused({ long: "conf-path", short: "c", valueName: "PATH", help: "Configuration and control socket for pesto" }),
   chrootFallback: refused({ long: "chroot-fallback", help: "Isolate with chroot() where pivot_root() fails" }),

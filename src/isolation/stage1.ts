@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import type { Config } from "../cli/config.ts";
 import { log, logFileFd } from "../log.ts";
+import { openSyslog } from "../log_outputs.ts";
 import { F_SETFD, O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY } from "../syscalls/constants.ts";
 import { errnoText, SyscallError } from "../syscalls/errno.ts";
 import { close, fcntl, open, pipe2 } from "../syscalls/io.ts";
@@ -170,6 +171,9 @@ export function execIsolated(config: Config, args: readonly string[]): never {
     logFd: logFileFd(),
     readyFd: readyFdFromEnv() >= 0 ? readyFdFromEnv() : undefined,
   };
+  // In the background without -l, lines go to the system logger, as pasta's (not under -d: they went to stderr).
+  const verbose = config.logLevel === "debug" || config.logLevel === "trace";
+  if (state.readyFd !== undefined && state.logFd === undefined && !verbose) state.syslogFd = openSyslog();
   let chain: string[];
   if (config.mode === "passt") {
     // Bound as the caller, as passt does: the socket's directory may be the caller's alone.
@@ -204,7 +208,7 @@ export function execIsolated(config: Config, args: readonly string[]): never {
   }
   // Isolation stage 1: nothing crosses the exec but stdio and the fds named here (an option's, such as --fd).
   cloexecFrom(3);
-  const passed = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
+  const passed = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.syslogFd, state.readyFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd];
   for (const fd of passed) inherit(fd);
   const env = Object.entries(process.env).filter(([k]) => k !== STAGE2_ENV).map(([k, v]) => `${k}=${v}`);
   env.push(`${STAGE2_ENV}=${JSON.stringify(state)}`);
