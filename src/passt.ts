@@ -18,6 +18,7 @@ import type { Stage2State } from "./isolation/stage2_state.ts";
 import { confine } from "./isolation/sandbox.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
+import { EventStats } from "./loop_stats.ts";
 import { resolveNetConf } from "./netconf.ts";
 import { readHostAddressing } from "./flows/outbound.ts";
 import { Netlink } from "./ns/netlink.ts";
@@ -35,6 +36,7 @@ export async function runPasst(config: Config, state: Stage2State): Promise<numb
 
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
+  if (config.stats) EventStats.attach(loop, config.stats);
   const ingress = new L2Ingress(netconf);
   const capture = state.pcapFd === undefined ? undefined : new LinkCapture(loop, state.pcapFd);
   const stream = new PasstStream(loop, capture?.sink(ingress) ?? ingress, {

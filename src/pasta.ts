@@ -14,6 +14,7 @@ import { flowTableInit } from "./flows/epoll.ts";
 import { reportReady, writePidFile } from "./lifecycle.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
+import { EventStats } from "./loop_stats.ts";
 import { namespaceIfname, resolveNetConf, type HostAddressing, type NetConf } from "./netconf.ts";
 import { readHostAddressing } from "./flows/outbound.ts";
 import type { Config } from "./cli/config.ts";
@@ -60,6 +61,7 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
   const netconf = resolveNetConf(config, host, readResolvConf());
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
+  if (config.stats) EventStats.attach(loop, config.stats);
   const ingress = new L2Ingress(netconf);
   const nsThread = launched.ready();
   const nsNl = new Netlink({ fd: nsThread.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });

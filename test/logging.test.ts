@@ -12,6 +12,7 @@ import { log, setupLogging } from "../src/log.ts";
 import { LOG_LINE_MAX, LOG_SIZE_MIN } from "../src/log_outputs.ts";
 import { orzoBinary } from "./helpers/binary.ts";
 import { run, TestHost, waitFor } from "./helpers/netns.ts";
+import { collectText } from "./helpers/process.ts";
 
 let host: TestHost;
 let orzo: string;
@@ -139,14 +140,11 @@ exec socat -u UNIX-RECV:/dev/log,mode=666 -`;
 
 describe("the system logger", () => {
   let receiver: ReturnType<typeof Bun.spawn>;
-  let received = "";
+  let datagrams: () => string;
 
   beforeAll(async () => {
     receiver = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", SYSLOG_RECEIVER], { stdout: "pipe", stderr: "inherit" });
-    void (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of receiver.stdout as ReadableStream<Uint8Array>) received += decoder.decode(chunk, { stream: true });
-    })();
+    datagrams = collectText(receiver.stdout as ReadableStream<Uint8Array>);
     const listening = await waitFor(async () => (await run(["nsenter", "-t", String(receiver.pid), "-m", "test", "-S", "/dev/log"])).code === 0, 5000);
     if (!listening) throw new Error("no /dev/log in the receiver's mount namespace");
   }, 30_000);
@@ -178,9 +176,9 @@ describe("the system logger", () => {
     const pid = await passtWithGuest([], "syslog", new Uint8Array(0));
     try {
       const line = new RegExp(`^<30>passt\\[${pid}\\]: passt: guest connected \\(PID \\d+\\)$`, "m");
-      expect(await waitFor(() => line.test(received), 5000)).toBe(true);
+      expect(await waitFor(() => line.test(datagrams()), 5000)).toBe(true);
       // The guest's departure: seen as its close, or as a failed send to it.
-      expect(await waitFor(() => new RegExp(`^<30>passt\\[${pid}\\]: passt: .+: waiting for the next guest$`, "m").test(received), 5000)).toBe(true);
+      expect(await waitFor(() => new RegExp(`^<30>passt\\[${pid}\\]: passt: .+: waiting for the next guest$`, "m").test(datagrams()), 5000)).toBe(true);
     } finally {
       await stop(pid);
     }
@@ -188,15 +186,15 @@ describe("the system logger", () => {
     const quiet = await passtWithGuest(["-q"], "quiet", new Uint8Array([0xff, 0xff, 0xff, 0xff]));
     try {
       const error = new RegExp(`^<27>passt\\[${quiet}\\]: passt: bad frame length 4294967295 from the guest: dropping the connection$`, "m");
-      expect(await waitFor(() => error.test(received), 5000)).toBe(true);
-      expect(received).not.toContain(`passt[${quiet}]: passt: guest connected`);
+      expect(await waitFor(() => error.test(datagrams()), 5000)).toBe(true);
+      expect(datagrams()).not.toContain(`passt[${quiet}]: passt: guest connected`);
     } finally {
       await stop(quiet);
     }
   }, 30_000);
 
   test("in the foreground, or with -d, nothing goes to the system logger: stderr keeps the lines", async () => {
-    const before = received;
+    const before = datagrams();
     const socket = join(dir, "foreground.socket");
     const fg = Bun.spawn(inNamespaces(["passt", "-f", "-1", "-s", socket]), { stdout: "pipe", stderr: "pipe" });
     try {
@@ -209,6 +207,6 @@ describe("the system logger", () => {
     }
     const debug = await passtWithGuest(["-d"], "debug", new Uint8Array(0));
     await stop(debug);
-    expect(received).toBe(before);
+    expect(datagrams()).toBe(before);
   }, 30_000);
 });

@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { orzoBinary } from "./helpers/binary.ts";
 import { must, TestHost, TOPOLOGY, waitFor } from "./helpers/netns.ts";
+import { collectText } from "./helpers/process.ts";
 
 const PEER4 = "198.51.100.253";
 const PEER6 = "2001:db8:1::fd";
@@ -105,16 +106,6 @@ function probes(addresses: string[], port: number): string {
   }).join("\n");
 }
 
-/** Collects a stream's text as it comes; the returned function gives what came so far. */
-function collect(stream: ReadableStream<Uint8Array>): () => string {
-  let text = "";
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  })();
-  return () => text;
-}
-
 /** What tcpdump showed of a UDP datagram or an echo request: the interface it came in on and its source. */
 interface Seen {
   readonly dev: string;
@@ -130,8 +121,8 @@ async function capturing<T>(expected: number, fn: () => Promise<T>): Promise<[T,
   const filter = `udp port ${UDP} or icmp[icmptype] == icmp-echo or (icmp6 and ip6[40] == 128)`;
   const dump = host.spawn(["ip", "netns", "exec", host.router, "tcpdump", "-i", "any", "-n", "-t", "-l", "--immediate-mode", filter]);
   try {
-    const stderr = collect(dump.stderr as ReadableStream<Uint8Array>);
-    const stdout = collect(dump.stdout as ReadableStream<Uint8Array>);
+    const stderr = collectText(dump.stderr as ReadableStream<Uint8Array>);
+    const stdout = collectText(dump.stdout as ReadableStream<Uint8Array>);
     expect(await waitFor(() => stderr().includes("listening on"), 5000)).toBe(true);
     const result = await fn();
     // "eth1  In  IP 203.0.113.1.40000 > 192.0.2.1.7202: UDP, length 2", "eth0  In  IP6 2001:db8:1::2 > …: ICMP6, echo request"

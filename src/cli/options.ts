@@ -22,6 +22,7 @@ import {
   searchDomains,
   socketPath,
   SPECIAL_ADDRESSES,
+  statsDelay,
 } from "./values.ts";
 
 /** The two personalities: pasta (a network namespace) or passt (a qemu guest on a UNIX socket). */
@@ -395,7 +396,12 @@ export const OPTIONS = {
     parse: logSize,
     help: "Largest size of the log file, at least 40960 (default: 1 MiB); when full, its oldest part goes",
   }),
-  stats: refused({ long: "stats", valueName: "DELAY", help: "Print event counts, at least DELAY seconds apart" }),
+  stats: single({
+    long: "stats",
+    valueName: "DELAY",
+    parse: statsDelay,
+    help: "Print event counts to stderr, at least DELAY seconds apart (foreground only; 0: none)",
+  }),
   confPath: refused({ long: "conf-path", short: "c", valueName: "PATH", help: "Configuration and control socket for pesto" }),
   chrootFallback: refused({ long: "chroot-fallback", help: "Isolate with chroot() where pivot_root() fails" }),
   vhostUser: refused({ long: "vhost-user", help: "vhost-user mode, on the socket given by -s" }),

@@ -85,6 +85,11 @@ export function mtu(raw: string): number {
   return decimal(raw, MAX_MTU, "an MTU");
 }
 
+/** --stats: whole seconds between two rows of event counts (0: none). */
+export function statsDelay(raw: string): number {
+  return decimal(raw, INT_MAX, "a number of seconds");
+}
+
 /** -F: an inherited file descriptor number. */
 export function fdNumber(raw: string): number {
   return decimal(raw, INT_MAX, "a file descriptor");
