@@ -39,6 +39,8 @@ function guestVisit(socket: string, bytes: Uint8Array): Promise<void> {
   const visit = new Promise<void>((resolve, reject) => {
     Bun.connect({
       unix: socket,
+      // end() then only ends our half: close comes once passt has closed its side, done with this guest.
+      allowHalfOpen: true,
       socket: {
         open(s) {
           if (bytes.length > 0) s.write(bytes);
@@ -197,11 +199,13 @@ describe("the system logger", () => {
     const before = datagrams();
     const socket = join(dir, "foreground.socket");
     const fg = Bun.spawn(inNamespaces(["passt", "-f", "-1", "-s", socket]), { stdout: "pipe", stderr: "pipe" });
+    const stderr = collectText(fg.stderr as ReadableStream<Uint8Array>);
     try {
-      expect(await waitFor(() => existsSync(socket), 10_000)).toBe(true);
+      // The file exists from bind(), a moment before listen(): the line comes after both.
+      expect(await waitFor(() => stderr().includes("passt: listening on"), 10_000)).toBe(true);
       await guestVisit(socket, new Uint8Array(0));
       expect(await Promise.race([fg.exited, Bun.sleep(10_000).then(() => "timeout")])).toBe(0);
-      expect(await new Response(fg.stderr as ReadableStream).text()).toMatch(/^passt: guest connected \(PID \d+\)$/m);
+      expect(stderr()).toMatch(/^passt: guest connected \(PID \d+\)$/m);
     } finally {
       fg.kill("SIGKILL");
     }

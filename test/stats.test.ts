@@ -4,7 +4,7 @@
  * and goes; and where --stats is refused (a daemon has no stderr to print to).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EPOLL_TYPE_COUNT, EpollType } from "../src/epoll_ref.ts";
@@ -78,7 +78,8 @@ describe("--stats", () => {
     const passt = host.spawn([orzo, "passt", "-f", "--stats", "1", "-s", socket]);
     const stderr = collectText(passt.stderr as ReadableStream<Uint8Array>);
     try {
-      expect(await waitFor(() => existsSync(socket), 10_000)).toBe(true);
+      // The file exists from bind(), a moment before listen(): the line comes after both.
+      expect(await waitFor(() => stderr().includes("passt: listening on"), 10_000)).toBe(true);
       const client = await Bun.connect({ unix: socket, socket: { data() {} } });
       client.end();
       const seen = () => parse(stderr().split("\n").filter((l) => !l.startsWith("passt:") && !l.startsWith("    -device")).join("\n"));
