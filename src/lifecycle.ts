@@ -12,6 +12,7 @@
 import { O_CLOEXEC, O_RDWR } from "./syscalls/constants.ts";
 import { close, open, pipe2, readBytes, writeBytes } from "./syscalls/io.ts";
 import { dup2, setsid } from "./syscalls/process.ts";
+import { logToSyslog } from "./log.ts";
 
 /** Environment variable that tells the background process which fd reports readiness. */
 const READY_FD_ENV = "ORZO_READY_FD";
@@ -59,14 +60,18 @@ export async function handOffToBackground(argv: readonly string[], passFds: read
   return await child.exited;
 }
 
-/** The background half, once ready: detach from the session and terminal, and release the waiting parent. */
-export function reportReady(): void {
+/**
+ * The background half, once ready: detach from the session and terminal, and release the waiting parent. With
+ * the system logger's socket (syslogFd, stage 1 connected it), log lines go there from now on, tagged with name.
+ */
+export function reportReady(syslogFd: number | undefined, name: string): void {
   const ready = readyFdFromEnv();
   if (ready < 0) return;
   setsid();
   const devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   for (const fd of [0, 1, 2]) dup2(devnull, fd);
   close(devnull);
+  if (syslogFd !== undefined) logToSyslog(syslogFd, name);
   writeBytes(ready, new Uint8Array([0x0a]));
   close(ready);
   delete process.env[READY_FD_ENV];

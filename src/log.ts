@@ -1,11 +1,12 @@
 /**
- * Logging: a consola instance whose lines go to stderr or, with --log-file, only to that file, written
- * synchronously so nothing is lost when the process exits; and rate-limited channels for per-packet paths.
+ * Logging: a consola instance whose lines go to stderr or, with --log-file, only to that file (kept within
+ * --log-size), and once orzo runs in the background without one, to the system logger; written synchronously so
+ * nothing is lost when the process exits. And rate-limited channels for per-packet paths.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola/core";
 import { CliError } from "./cli/errors.ts";
 import { VERSION_TEXT } from "./cli/version.ts";
+import { LOG_SIZE_DEFAULT, LogFile, Syslog, writeAll } from "./log_outputs.ts";
 
 /** How much is printed: errors only, also warnings, also information (default), also debugging, also packets. */
 export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
@@ -14,6 +15,8 @@ export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
 export interface LogSettings {
   readonly logLevel: LogLevel;
   readonly logFile?: string;
+  /** --log-size: the most bytes the log file holds (default: 1 MiB). */
+  readonly logSize?: number;
   /** The log file already open (stage 2 gets it from stage 1, which could still open it): used instead of logFile. */
   readonly logFd?: number;
 }
@@ -21,22 +24,16 @@ export interface LogSettings {
 /** A monotonic clock in milliseconds; injectable so tests need not sleep. */
 export type Clock = () => number;
 
+/** Writes all of data to fd synchronously; failures are dropped, as there is nowhere left to report them. */
+export { writeAll };
+
 const STDERR = 2;
 
 const monotonicMs: Clock = () => performance.now();
 
 let clock: Clock = monotonicMs;
-let logFd: number | undefined;
-
-/** Writes all of text to fd synchronously; failures are dropped, as there is nowhere left to report them. */
-export function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text);
-  try {
-    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
-  } catch {
-    // EPIPE, EAGAIN or a full disk must not take the process down for the sake of a log line.
-  }
-}
+/** Where lines go instead of stderr: the log file, or the system logger once in the background; none: stderr. */
+let output: LogFile | Syslog | undefined;
 
 /**
  * util.format, loaded on first use: importing node:util starts Bun threads, and the namespace thread must be
@@ -47,19 +44,22 @@ function format(...args: unknown[]): string {
 }
 
 // Seconds since the process started, as pasta stamps its lines.
-function stamped(logObj: LogObject): string {
-  return `${(clock() / 1000).toFixed(4)}: ${format(...logObj.args)}\n`;
+function stamp(): string {
+  return (clock() / 1000).toFixed(4);
 }
 
-const stderrReporter: ConsolaReporter = {
-  log(logObj) {
-    writeAll(STDERR, log.level >= LogLevels.debug ? stamped(logObj) : `${format(...logObj.args)}\n`);
-  },
-};
+function stamped(logObj: LogObject): string {
+  return `${stamp()}: ${format(...logObj.args)}\n`;
+}
 
-const fileReporter: ConsolaReporter = {
+/** syslog(3) severities by consola level: error, warning, then info for log and info, debug below. */
+const SEVERITY = [3, 4, 6, 6, 7, 7];
+
+const reporter: ConsolaReporter = {
   log(logObj) {
-    if (logFd !== undefined) writeAll(logFd, stamped(logObj));
+    if (output instanceof LogFile) output.write(stamped(logObj), stamp());
+    else if (output instanceof Syslog) output.send(SEVERITY[Math.min(Math.max(logObj.level, 0), 5)], format(...logObj.args));
+    else writeAll(STDERR, log.level >= LogLevels.debug ? stamped(logObj) : `${format(...logObj.args)}\n`);
   },
 };
 
@@ -73,7 +73,7 @@ let level: number = LogLevels.info;
 function consola(): ConsolaInstance {
   instance ??= createConsola({
     level,
-    reporters: [logFd === undefined ? stderrReporter : fileReporter],
+    reporters: [reporter],
     // consola would otherwise hold back repeated lines behind a timer; RateLimitedLog does that job here.
     throttle: Number.NEGATIVE_INFINITY,
   });
@@ -112,26 +112,31 @@ export function logEnabled(level: LogLevel): boolean {
  */
 export function setupLogging(settings: LogSettings, now: Clock = monotonicMs): void {
   clock = now;
-  if (logFd !== undefined && logFd !== settings.logFd) {
-    closeSync(logFd);
-    logFd = undefined;
-  }
-  if (settings.logFd !== undefined) logFd = settings.logFd;
+  const size = settings.logSize ?? LOG_SIZE_DEFAULT;
+  if (output !== undefined && output.fd !== settings.logFd) output.close();
+  output = undefined;
+  if (settings.logFd !== undefined) output = LogFile.adopt(settings.logFd, size);
   else if (settings.logFile !== undefined) {
     try {
-      logFd = openSync(settings.logFile, "w", 0o600);
+      output = LogFile.create(settings.logFile, size, `${VERSION_TEXT}: ${process.execPath} (${process.pid})`);
     } catch (e) {
       throw new CliError(`cannot open log file: ${e instanceof Error ? e.message : String(e)}`);
     }
-    writeAll(logFd, `${VERSION_TEXT}: ${process.execPath} (${process.pid})\n`);
   }
-  if (instance) instance.setReporters([logFd === undefined ? stderrReporter : fileReporter]);
   log.level = LogLevels[settings.logLevel];
+}
+
+/**
+ * From now on, lines go to the system logger on fd (from openSyslog), tagged with name and the PID: for orzo in
+ * the background without a log file, whose stderr is /dev/null from now on.
+ */
+export function logToSyslog(fd: number, name: string): void {
+  output = new Syslog(fd, name);
 }
 
 /** The open log file's fd, if logging goes to one (stage 1 hands it to stage 2). */
 export function logFileFd(): number | undefined {
-  return logFd;
+  return output instanceof LogFile ? output.fd : undefined;
 }
 
 type Print = (...args: unknown[]) => void;

@@ -166,7 +166,10 @@ export class EventLoop {
     }
     if (bound > 0) this.poll.idle(performance.now() - idleFrom, n > 0);
     this.deadline = Infinity;
-    if (n < 0 && n !== -Errno.EINTR) throw new SyscallError("epoll_wait", -n);
+    // epoll_wait fails only with EINTR, or EBADF, EFAULT and EINVAL for a broken call. Any other errno was left by
+    // a signal handler (Bun's) that ran between the call and our read of errno: the wait was interrupted.
+    if (n < 0 && (n === -Errno.EBADF || n === -Errno.EFAULT || n === -Errno.EINVAL)) throw new SyscallError("epoll_wait", -n);
+    if (n < 0) n = -Errno.EINTR;
     const now = performance.now();
     const w = this.events.words;
     for (let i = 0; i < n; i++) {

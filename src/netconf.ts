@@ -58,6 +58,10 @@ export interface NetConf4 {
   readonly mapHostLoopback: Uint8Array;
   /** The guest-side address that means the host's own address (all zeros: none). */
   readonly mapGuestAddr: Uint8Array;
+  /** -o: the source address of outbound sockets toward the host (all zeros: the kernel picks). */
+  readonly outboundAddr: Uint8Array;
+  /** --outbound-if4: the interface outbound sockets are bound to. */
+  readonly outboundIfname?: string;
 }
 
 /** IPv6 addressing toward the guest. */
@@ -84,6 +88,9 @@ export interface NetConf6 {
   readonly dnsHost: Uint8Array;
   readonly mapHostLoopback: Uint8Array;
   readonly mapGuestAddr: Uint8Array;
+  readonly outboundAddr: Uint8Array;
+  /** --outbound-if6. */
+  readonly outboundIfname?: string;
 }
 
 /** Everything the L2 services and the NAT need to know about addressing. */
@@ -281,7 +288,12 @@ function familyDns(
 function familyNat(config: Config, cfg: FamilyConfig, a: FamilyAddressing) {
   const mapHostLoopback =
     parsed(cfg.mapHostLoopback) ?? (config.noMapGw || !a.enabled || isUnset(a.gateway) ? unset() : a.gateway.slice());
-  return { mapHostLoopback, mapGuestAddr: parsed(cfg.mapGuestAddr) ?? unset() };
+  return {
+    mapHostLoopback,
+    mapGuestAddr: parsed(cfg.mapGuestAddr) ?? unset(),
+    outboundAddr: parsed(cfg.outbound) ?? unset(),
+    outboundIfname: cfg.outboundIfname,
+  };
 }
 
 /**
@@ -349,9 +361,9 @@ export function resolveNetConf(config: Config, host: HostAddressing, resolv: Res
   };
 }
 
-/** The host interfaces to take as templates (-i), for Netlink.hostAddressing. */
+/** The host interfaces to take as templates (-i, else --outbound-if4/6), for Netlink.hostAddressing. */
 export function templateInterfaces(config: Config): { ifname4?: string; ifname6?: string } {
-  return { ifname4: config.templateIfname, ifname6: config.templateIfname };
+  return { ifname4: config.templateIfname ?? config.ip4.outboundIfname, ifname6: config.templateIfname ?? config.ip6.outboundIfname };
 }
 
 /** pasta's tap interface name: -I, else the name of the IPv4 (then IPv6) template interface in use, else tap0. */

@@ -18,7 +18,9 @@ import type { Stage2State } from "./isolation/stage2_state.ts";
 import { confine } from "./isolation/sandbox.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
-import { resolveNetConf, templateInterfaces } from "./netconf.ts";
+import { EventStats } from "./loop_stats.ts";
+import { resolveNetConf } from "./netconf.ts";
+import { readHostAddressing } from "./flows/outbound.ts";
 import { Netlink } from "./ns/netlink.ts";
 import { readResolvConf } from "./resolv.ts";
 import { L2Ingress } from "./tap/ingress.ts";
@@ -26,15 +28,15 @@ import { PasstStream } from "./tap/passt_stream.ts";
 import { LinkCapture } from "./tap/pcap.ts";
 
 /** Runs passt mode to the end; returns the exit status. */
-export async function runPasst(config: Config, state: Stage2State): Promise<number> {  // Before anything is started: a capture file orzo cannot write is an error at once.
-
+export async function runPasst(config: Config, state: Stage2State): Promise<number> {
   const hostNl = new Netlink();
-  const host = hostNl.hostAddressing(templateInterfaces(config));
+  const host = readHostAddressing(config, hostNl);
   hostNl.close();
   const netconf = resolveNetConf(config, host, readResolvConf());
 
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
+  if (config.stats) EventStats.attach(loop, config.stats);
   const ingress = new L2Ingress(netconf);
   const capture = state.pcapFd === undefined ? undefined : new LinkCapture(loop, state.pcapFd);
   const stream = new PasstStream(loop, capture?.sink(ingress) ?? ingress, {
@@ -73,7 +75,7 @@ export async function runPasst(config: Config, state: Stage2State): Promise<numb
       stream.startListening();
     }
     if (state.pidFileFd !== undefined) writePidFile(state.pidFileFd);
-    reportReady();
+    reportReady(state.syslogFd, config.mode);
     loop.installSignals();
     confine("passt");
     const status = await loop.run();

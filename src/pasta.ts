@@ -14,7 +14,9 @@ import { flowTableInit } from "./flows/epoll.ts";
 import { reportReady, writePidFile } from "./lifecycle.ts";
 import { log } from "./log.ts";
 import { EventLoop } from "./loop.ts";
-import { namespaceIfname, resolveNetConf, templateInterfaces, type HostAddressing, type NetConf } from "./netconf.ts";
+import { EventStats } from "./loop_stats.ts";
+import { namespaceIfname, resolveNetConf, type HostAddressing, type NetConf } from "./netconf.ts";
+import { readHostAddressing } from "./flows/outbound.ts";
 import type { Config } from "./cli/config.ts";
 import { parseMacText } from "./cli/values.ts";
 import { readResolvConf } from "./resolv.ts";
@@ -29,6 +31,8 @@ import { watchNamespace } from "./ns/nsquit.ts";
 import { AF_NETLINK, EPOLLIN, EPOLLRDHUP, IFF_NOARP, NETLINK_ROUTE, O_CLOEXEC, O_RDONLY, SOCK_CLOEXEC, SOCK_RAW, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETOFFLOAD } from "./syscalls/constants.ts";
 import { gethostname, ioctlInt, pidfdOpen, reapChild } from "./syscalls/process.ts";
 import { PastaTap } from "./tap/pasta_tap.ts";
+import { NoLink } from "./tap/no_link.ts";
+import type { FrameSink } from "./tap/link.ts";
 import { L2Ingress } from "./tap/ingress.ts";
 import { LinkCapture } from "./tap/pcap.ts";
 import { TcpListeners } from "./flows/tcp_listen.ts";
@@ -53,43 +57,39 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
     hostname: attaching ? undefined : namespaceHostname(config.hostname, gethostname()),
   });
   const hostNl = new Netlink();
-  const host = hostNl.hostAddressing(templateInterfaces(config));
+  const host = readHostAddressing(config, hostNl);
   const netconf = resolveNetConf(config, host, readResolvConf());
   const loop = new EventLoop();
   const flows = flowTableInit(undefined, loop.id);
+  if (config.stats) EventStats.attach(loop, config.stats);
   const ingress = new L2Ingress(netconf);
   const nsThread = launched.ready();
-  const ifname = namespaceIfname(config, host, netconf);
-  // A vnet header on every frame lets the kernel finish TCP checksums and segmentation for us (both ways).
-  const tapFd = nsThread.openTap(ifname, true);
-  const offload = ioctlInt(tapFd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
   const nsNl = new Netlink({ fd: nsThread.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) });
   const lo = nsNl.link("lo");
   nsNl.setLinkUp(lo.index);
   largeLoopbackSegments(nsNl, lo);
-  const ifindex = nsNl.linkIndex(ifname);
-  if (config.nsMacAddr) nsNl.setMac(ifindex, config.nsMacAddr);
-  const mac = config.nsMacAddr ? undefined : parseMacText(nsNl.link(ifindex).mac ?? "");
-  if (mac) netconf.guestMac.set(mac);
-  if (config.configNet) configureNamespace(config, nsNl, hostNl, ifindex, netconf, host);
-  hostNl.close();
-
   const capture = state.pcapFd === undefined ? undefined : new LinkCapture(loop, state.pcapFd);
-  const tap = new PastaTap(loop, tapFd, capture?.sink(ingress) ?? ingress, (reason) => {
+  const sink = capture?.sink(ingress) ?? ingress;
+  const onGone = (reason: string) => {
     log.error(reason);
     loop.stop(1);
-  }, true, offload);
-  capture?.link(tap);
+  };
+  // --splice-only: no tap at all; only what the loopbacks splice is forwarded.
+  const link = config.spliceOnly ? new NoLink() : openTapLink(config, loop, sink, onGone, { nsThread, nsNl, hostNl, host, netconf });
+  hostNl.close();
+  capture?.link(link);
   // With --config-net the link is up at once: announce ourselves so the guest's MAC is learned early.
-  ingress.attach(loop, tap, config.configNet);
+  ingress.attach(loop, link, config.configNet && !config.spliceOnly);
   const splice = new TcpSplice(loop, ingress.tcp!.io, nsThread);
   const tcpListeners = new TcpListeners(loop, netconf, ingress.tcp!, ingress.tcpInput!, {
-    freebind: config.freebind, ns: nsThread, splice, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo,
+    freebind: config.freebind, ns: nsThread, splice, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo, spliceOnly: config.spliceOnly,
   });
   tcpListeners.listenAll(config.forward.tcpIn, Pif.HOST);
   tcpListeners.listenAll(config.forward.tcpOut, Pif.SPLICE);
   const udp = ingress.udp!;
-  const udpSplice = new UdpSplice(netconf, { ns: nsThread, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo });
+  const udpSplice = new UdpSplice(netconf, {
+    ns: nsThread, noSplice: config.noSplice, hostLoToNsLo: config.hostLoToNsLo, spliceOnly: config.spliceOnly,
+  });
   udp.splice = udpSplice;
   const udpListeners = new UdpListeners(udp, { freebind: config.freebind });
   udpListeners.listenAll(config.forward.udpIn, Pif.HOST);
@@ -105,9 +105,9 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
   loop.onFlush((now) => {
     // Frames first, then closing freed flows' fds (which can be slow); frames that freeing queued (an inactivity
     // reset) go right after.
-    tap.flush();
+    link.flush();
     flows.defer(now, false);
-    tap.flush();
+    link.flush();
   });
   loop.every(1000, (now) => flows.defer(now, true));
 
@@ -145,16 +145,42 @@ export async function runPasta(config: Config, state: Stage2State): Promise<numb
     writeBytes(state.launcherGoFd, new Uint8Array([0x0a]));
     close(state.launcherGoFd);
   }
-  log.debug(`pasta: ${ifname} ready in the namespace`);
-  reportReady();
+  log.debug(config.spliceOnly ? "pasta: ready, splicing only" : "pasta: the tap is ready in the namespace");
+  reportReady(state.syslogFd, config.mode);
   loop.installSignals();
   confine("pasta");
   const status = await loop.run();
-  log.debug(`tcp ${JSON.stringify(ingress.tcp?.stats)}, to the guest ${JSON.stringify(ingress.tcp?.out.stats)}, link ${JSON.stringify(tap.stats)}`);
+  log.debug(`tcp ${JSON.stringify(ingress.tcp?.stats)}, to the guest ${JSON.stringify(ingress.tcp?.out.stats)}, link ${JSON.stringify(link.stats)}`);
   log.debug(`udp ${JSON.stringify(udp.stats)}, spliced ${JSON.stringify(udpSplice.stats)}`);
   log.debug(`exiting with status ${status}`);
   nsThread.close();
   return status;
+}
+
+/** What opening the tap needs from pasta's start-up: the namespace thread, both netlink sockets, the addressing. */
+interface TapSetup {
+  readonly nsThread: NamespaceThread;
+  readonly nsNl: Netlink;
+  readonly hostNl: Netlink;
+  readonly host: HostAddressing;
+  readonly netconf: NetConf;
+}
+
+/**
+ * The tap device in the namespace, named and configured (--ns-mac-addr, --config-net), as the link frames to and
+ * from the guest go over; onGone is told when it goes away.
+ */
+function openTapLink(config: Config, loop: EventLoop, sink: FrameSink, onGone: (reason: string) => void, t: TapSetup): PastaTap {
+  const ifname = namespaceIfname(config, t.host, t.netconf);
+  // A vnet header on every frame lets the kernel finish TCP checksums and segmentation for us (both ways).
+  const tapFd = t.nsThread.openTap(ifname, true);
+  const offload = ioctlInt(tapFd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
+  const ifindex = t.nsNl.linkIndex(ifname);
+  if (config.nsMacAddr) t.nsNl.setMac(ifindex, config.nsMacAddr);
+  const mac = config.nsMacAddr ? undefined : parseMacText(t.nsNl.link(ifindex).mac ?? "");
+  if (mac) t.netconf.guestMac.set(mac);
+  if (config.configNet) configureNamespace(config, t.nsNl, t.hostNl, ifindex, t.netconf, t.host);
+  return new PastaTap(loop, tapFd, sink, onGone, true, offload);
 }
 
 /** The listeners of one protocol on both sides, as TcpListeners and UdpListeners keep them. */

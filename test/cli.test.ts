@@ -64,6 +64,7 @@ const PASTA_DEFAULTS: Config = {
   }),
   noSplice: false,
   hostLoToNsLo: false,
+  spliceOnly: false,
   netnsOnly: false,
   noNetnsQuit: false,
   configNet: false,

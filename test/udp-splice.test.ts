@@ -46,7 +46,7 @@ function rig(opts: Partial<Omit<UdpSpliceOptions, "ns">> = {}, timeoutMs?: numbe
     socketsAsync: (domain: number, type: number, protocol: number, count: number, done: (r: number[] | Error) => void) =>
       done(sockets(domain, type, protocol, count)),
   };
-  const splice = new UdpSplice(nc, { ns, noSplice: false, hostLoToNsLo: true, ...opts });
+  const splice = new UdpSplice(nc, { ns, noSplice: false, hostLoToNsLo: true, spliceOnly: false, ...opts });
   udp.splice = splice;
   const listeners = new UdpListeners(udp, { freebind: false });
   return {

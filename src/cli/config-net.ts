@@ -27,6 +27,10 @@ export interface FamilyConfig {
   readonly mapHostLoopback?: string;
   /** --map-guest-addr: the guest address that reaches the host's own address. */
   readonly mapGuestAddr?: string;
+  /** -o: the source address of outbound sockets toward the host. */
+  readonly outbound?: string;
+  /** --outbound-if4/--outbound-if6: the interface outbound sockets are bound to (and the template, unless -i). */
+  readonly outboundIfname?: string;
 }
 
 /** Addressing, DNS, services and port forwarding, as given on the command line. */
@@ -86,8 +90,10 @@ export interface NetworkConfig {
   readonly forward: ForwardConfig;
   /** pasta --no-splice (always set for passt): no socket-to-socket loopback path. */
   readonly noSplice: boolean;
-  /** pasta --host-lo-to-ns-lo. */
+  /** pasta --host-lo-to-ns-lo (implied by --splice-only). */
   readonly hostLoToNsLo: boolean;
+  /** pasta --splice-only: no tap device; only spliced loopback connections are forwarded. */
+  readonly spliceOnly: boolean;
 }
 
 type PerFamily<T> = { 4?: T; 6?: T };
@@ -167,7 +173,9 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
   const noSplice = !pasta || options.noSplice === true;
   if (pasta && options.noSplice) {
     if (options.hostLoToNsLo) throw conflicting("host-lo-to-ns-lo", "no-splice");
+    if (options.spliceOnly) throw conflicting("splice-only", "no-splice");
   }
+  const spliceOnly = options.spliceOnly === true;
 
   const address = guestAddresses(options, order);
   const gateway = lastPerFamily(options.gateway);
@@ -175,6 +183,14 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
   const dnsHost = lastPerFamily(options.dnsHost);
   const mapHostLoopback = lastPerFamily(options.mapHostLoopback);
   const mapGuestAddr = lastPerFamily(options.mapGuestAddr);
+  const outbound = lastPerFamily(options.outbound);
+  const outboundIfname = { 4: options.outboundIf4, 6: options.outboundIf6 };
+  // An outbound setting for an IP version that -4 or -6 switched off could only be ignored.
+  for (const [v, off] of [[6, "ipv4Only"], [4, "ipv6Only"]] as const) {
+    if (only !== off) continue;
+    if (outbound[v] !== undefined) throw new CliError(`option '--outbound ${outbound[v]}' is IPv${v}, which '--${v === 6 ? "ipv4-only" : "ipv6-only"}' switches off`);
+    if (outboundIfname[v] !== undefined) throw conflicting(`outbound-if${v}`, v === 6 ? "ipv4-only" : "ipv6-only");
+  }
   const family = (v: 4 | 6): FamilyConfig => ({
     address: address[v]?.text,
     prefixLen: v === 4 ? address.prefixLen4 : address[6]?.prefixLen,
@@ -183,6 +199,8 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
     dnsHost: dnsHost[v],
     mapHostLoopback: mapHostLoopback[v],
     mapGuestAddr: mapGuestAddr[v],
+    outbound: outbound[v],
+    outboundIfname: outboundIfname[v],
   });
 
   const dns = listOrNone(options.dns, (a) => [a.text]);
@@ -236,6 +254,8 @@ export function networkConfig(options: ParsedOptions, order: readonly string[], 
       noUdp: options.noUdp === true,
     }),
     noSplice,
-    hostLoToNsLo: options.hostLoToNsLo === true,
+    // Without a tap, a connection to the host's loopback can only go to the namespace's.
+    hostLoToNsLo: options.hostLoToNsLo === true || spliceOnly,
+    spliceOnly,
   };
 }

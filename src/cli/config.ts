@@ -44,8 +44,12 @@ export interface Config extends NetworkConfig, NamespaceConfig, PasstLinkConfig 
   readonly logLevel: LogLevel;
   /** Log only to this file (truncated at start) instead of stderr. */
   readonly logFile?: string;
+  /** --log-size: the most bytes the log file holds. */
+  readonly logSize?: number;
   /** Stay in the foreground instead of becoming a daemon once set up. */
   readonly foreground: boolean;
+  /** --stats: seconds between two rows of event counts on stderr (absent or 0: none). */
+  readonly stats?: number;
   /** Write the process ID here. */
   readonly pidFile?: string;
   /** -p: capture tap-side frames to this pcap file. */
@@ -113,22 +117,26 @@ function interpret(
   const { options, order, operands } = parseOptions(args, mode);
   if (options.help) return { action: "help", command };
   if (options.version) return { action: "version" };
-  return {
-    action: "run",
-    config: {
-      mode,
-      logLevel: logLevel(order),
-      logFile: options.logFile,
-      foreground: options.foreground === true,
-      pidFile: options.pidFile,
-      pcapFile: options.pcapFile,
-      runAs: options.runAs,
-      ...networkConfig(options, order, mode),
-      // pasta has no qemu link; passtLink sets its own.
-      oneOff: false,
-      ...(mode === "pasta" ? pastaNamespace(options, order, operands, env) : passtLink(options, operands)),
-    },
+  const config: Config = {
+    mode,
+    logLevel: logLevel(order),
+    logFile: options.logFile,
+    logSize: options.logSize,
+    foreground: options.foreground === true,
+    stats: options.stats,
+    pidFile: options.pidFile,
+    pcapFile: options.pcapFile,
+    runAs: options.runAs,
+    ...networkConfig(options, order, mode),
+    // pasta has no qemu link; passtLink sets its own.
+    oneOff: false,
+    ...(mode === "pasta" ? pastaNamespace(options, order, operands, env) : passtLink(options, operands)),
   };
+  // As pasta: the counts go to stderr, which a daemon no longer has; pasta running a command stays in the foreground.
+  if (config.stats !== undefined && !config.foreground && config.command.length === 0) {
+    throw new CliError("option '--stats' needs orzo in the foreground (-f): the counts go to stderr");
+  }
+  return { action: "run", config };
 }
 
 /**

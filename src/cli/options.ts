@@ -12,6 +12,7 @@ import {
   guestAddress,
   hostName,
   interfaceName,
+  logSize,
   macAddress,
   mtu,
   netmask,
@@ -21,6 +22,7 @@ import {
   searchDomains,
   socketPath,
   SPECIAL_ADDRESSES,
+  statsDelay,
 } from "./values.ts";
 
 /** The two personalities: pasta (a network namespace) or passt (a qemu guest on a UNIX socket). */
@@ -218,14 +220,25 @@ export const OPTIONS = {
     parse: interfaceName,
     help: "Host interface to take addresses and routes from (default: the one with the default route)",
   }),
-  outbound: refused({
+  outbound: multiple({
     long: "outbound",
     short: "o",
     valueName: "ADDR",
-    help: "IPv4 or IPv6 source address for outbound sockets",
+    parse: address(SPECIAL_ADDRESSES),
+    help: "Source address of outbound sockets toward the host, the last one of each IP version counts",
   }),
-  outboundIf4: refused({ long: "outbound-if4", valueName: "NAME", help: "Bind outbound IPv4 sockets to this interface" }),
-  outboundIf6: refused({ long: "outbound-if6", valueName: "NAME", help: "Bind outbound IPv6 sockets to this interface" }),
+  outboundIf4: single({
+    long: "outbound-if4",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv4 sockets to this interface, and take it as the IPv4 template unless -i",
+  }),
+  outboundIf6: single({
+    long: "outbound-if6",
+    valueName: "NAME",
+    parse: interfaceName,
+    help: "Bind outbound IPv6 sockets to this interface, and take it as the IPv6 template unless -i",
+  }),
   ipv4Only: flag({ long: "ipv4-only", short: "4", help: "Enable IPv4 only" }),
   ipv6Only: flag({ long: "ipv6-only", short: "6", help: "Enable IPv6 only" }),
 
@@ -366,9 +379,9 @@ export const OPTIONS = {
     modes: "pasta",
   }),
   noSplice: flag({ long: "no-splice", help: "Don't splice loopback connections socket to socket", modes: "pasta" }),
-  spliceOnly: refused({
+  spliceOnly: flag({
     long: "splice-only",
-    help: "No tap device: forward loopback connections only (implies --host-lo-to-ns-lo, --no-icmp)",
+    help: "No tap device: forward loopback connections only, by splicing (implies --host-lo-to-ns-lo)",
     modes: "pasta",
   }),
   hostLoToNsLo: flag({
@@ -377,8 +390,18 @@ export const OPTIONS = {
     modes: "pasta",
   }),
 
-  logSize: refused({ long: "log-size", valueName: "BYTES", help: "Largest size of the log file (default: 1 MiB)" }),
-  stats: refused({ long: "stats", valueName: "DELAY", help: "Print event counts, at least DELAY seconds apart" }),
+  logSize: single({
+    long: "log-size",
+    valueName: "BYTES",
+    parse: logSize,
+    help: "Largest size of the log file, at least 40960 (default: 1 MiB); when full, its oldest part goes",
+  }),
+  stats: single({
+    long: "stats",
+    valueName: "DELAY",
+    parse: statsDelay,
+    help: "Print event counts to stderr, at least DELAY seconds apart (foreground only; 0: none)",
+  }),
   confPath: refused({ long: "conf-path", short: "c", valueName: "PATH", help: "Configuration and control socket for pesto" }),
   chrootFallback: refused({ long: "chroot-fallback", help: "Isolate with chroot() where pivot_root() fails" }),
   vhostUser: refused({ long: "vhost-user", help: "vhost-user mode, on the socket given by -s" }),

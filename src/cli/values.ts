@@ -4,6 +4,7 @@
  */
 import { formatIPv4, formatIPv6, parseIPv4Into, parseIPv6Into } from "../wire/inany.ts";
 import { CliError } from "./errors.ts";
+import { LOG_SIZE_MIN } from "../log_outputs.ts";
 
 // Linux PATH_MAX, including the terminating NUL: longer paths would fail in every system call anyway.
 const PATH_MAX = 4096;
@@ -70,9 +71,23 @@ function decimal(raw: string, max: number, what: string): number {
   return value;
 }
 
+/** --log-size: bytes, as strtoul reads them (decimal, 0x hex, 0 octal), at least passt's least. */
+export function logSize(raw: string): number {
+  const m = /^(?:(0[xX][0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(raw);
+  const value = m === null ? NaN : m[1] !== undefined ? parseInt(m[1].slice(2), 16) : m[2] !== undefined ? parseInt(m[2], 8) : Number(m[3]);
+  if (!Number.isSafeInteger(value)) throw new CliError(`${shown(raw)} is not a number of bytes`);
+  if (value < LOG_SIZE_MIN) throw new CliError(`${shown(raw)} is less than the least log size, ${LOG_SIZE_MIN} bytes`);
+  return value;
+}
+
 /** -m: the MTU, 0 (do not advertise one) up to 65521. */
 export function mtu(raw: string): number {
   return decimal(raw, MAX_MTU, "an MTU");
+}
+
+/** --stats: whole seconds between two rows of event counts (0: none). */
+export function statsDelay(raw: string): number {
+  return decimal(raw, INT_MAX, "a number of seconds");
 }
 
 /** -F: an inherited file descriptor number. */

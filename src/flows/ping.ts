@@ -29,6 +29,7 @@ import { rd16, wr16 } from "../wire/bytes.ts";
 import { inanyEqual, inanyFromIPv4, inanyIsV4, INANY_LEN } from "../wire/inany.ts";
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
+import { OutboundBinding } from "./outbound.ts";
 
 /** A ping flow lives this long after the guest's last echo request. */
 export const PING_TIMEOUT_MS = 60_000;
@@ -50,9 +51,11 @@ export class PingFlows {
   private readonly dest = new Mem(128);
   private readonly reply = new Mem(REPLY_MAX);
   private warnedRefused = false;
+  private readonly outbound: OutboundBinding;
 
   constructor(loop: EventLoop, private readonly nc: NetConf, private readonly link: Link) {
     const t = flows();
+    this.outbound = new OutboundBinding(nc);
     this.lastSeq = new Int32Array(t.capacity);
     t.setTypeOps(FlowType.PING, {
       shouldFree: (f, now, timerDue) => timerDue && now - t.lastActive[f] > PING_TIMEOUT_MS,
@@ -112,6 +115,12 @@ export class PingFlows {
     else if (!isZero(fam.mapGuestAddr) && inanyEqual(kb, 0, fam.mapGuestAddr, 0)) this.target.set(fam.addr);
     else this.target.set(kb.subarray(0, INANY_LEN));
     const sock = trySocket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+    const bound = sock < 0 ? 0 : this.outbound.bind(sock, this.target, 0, 0);
+    if (bound < 0) {
+      close(sock);
+      unexpectedLog.warn(`ping: cannot bind a ping socket as --outbound asks: errno ${-bound}`);
+      return -1;
+    }
     if (sock < 0) {
       this.stats.socketRefused++;
       if (!this.warnedRefused) {

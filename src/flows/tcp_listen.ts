@@ -47,6 +47,8 @@ export interface TcpListenOptions {
   readonly noSplice: boolean;
   /** --host-lo-to-ns-lo: spliced connections from the host go to the namespace's loopback. */
   readonly hostLoToNsLo: boolean;
+  /** pasta --splice-only: there is no guest behind a tap, so what cannot be spliced is refused. */
+  readonly spliceOnly?: boolean;
 }
 
 /** A listening socket that could not be opened. */
@@ -191,7 +193,7 @@ export class TcpListeners {
       if (this.opts.hostLoToNsLo || !guestAddress(this.nc, v4, this.dst, 0)) this.dst.set(this.local);
       return splice.open(s, Pif.HOST, this.peer, peerPort, this.local, localPort, Pif.SPLICE, this.dst, toPort);
     }
-    if (!natInboundSource(this.nc, this.peer, 0, this.src, 0)) return false;
+    if (this.opts.spliceOnly || !natInboundSource(this.nc, this.peer, 0, this.src, 0)) return false;
     const srcLinkLocal = !v4 && this.src[0] === 0xfe && (this.src[1] & 0xc0) === 0x80;
     if (rule.targetAddr) this.dst.set(rule.targetAddr);
     else if (!guestAddress(this.nc, v4, this.dst, 0, srcLinkLocal)) {

@@ -10,7 +10,7 @@
 import { EpollType } from "../epoll_ref.ts";
 import type { NetConf } from "../netconf.ts";
 import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from "../syscalls/constants.ts";
-import { Errno } from "../syscalls/errno.ts";
+import { Errno, errnoName } from "../syscalls/errno.ts";
 import { close } from "../syscalls/io.ts";
 import { Mem } from "../syscalls/mem.ts";
 import { sockaddrFromInany } from "../syscalls/sockaddr.ts";
@@ -24,6 +24,7 @@ import { TCP_ACK, TCP_ACK_SEQ, TCP_DPORT, TCP_FIN, TCP_FLAGS, TCP_RST, TCP_SEQ, 
 import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE, type Side } from "./flow.ts";
 import { inanyIsUnicast, natOutbound } from "./nat.ts";
+import { OutboundBinding } from "./outbound.ts";
 import type { TcpFlows } from "./tcp.ts";
 import { isV4, MSS_DEFAULT, seqAdd, seqSub, WS_TO_TAP } from "./tcp_conn.ts";
 import { TcpEvent, TcpFlag } from "./tcp_state.ts";
@@ -56,8 +57,11 @@ export class TcpTapInput {
   private readonly opts = new TcpOptions();
   private readonly sa = new Mem(128);
   private readonly secret = crypto.getRandomValues(new Uint32Array(4));
+  private readonly outbound: OutboundBinding;
 
-  constructor(private readonly tcp: TcpFlows, private readonly nc: NetConf) {}
+  constructor(private readonly tcp: TcpFlows, private readonly nc: NetConf) {
+    this.outbound = new OutboundBinding(nc);
+  }
 
   /**
    * One TCP segment from the guest: IP header at buf[l3], TCP header at buf[l4], l4Len bytes of TCP header and
@@ -207,9 +211,11 @@ export class TcpTapInput {
     }
     natOutbound(this.nc, kb, 0, dport === 53, this.target, 0);
     const sock = trySocket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (sock < 0) {
+    const bound = sock < 0 ? sock : this.outbound.bind(sock, this.target, 0, 0);
+    if (bound < 0) {
+      if (sock >= 0) close(sock);
       this.drops.socketFailed++;
-      dropLog.warn(`tcp: cannot open a socket (errno ${-sock}): connection refused`);
+      dropLog.warn(`tcp: cannot ${sock < 0 ? "open" : "bind"} a socket (${errnoName(-bound)}): connection refused`);
       tcp.out.rstFor(buf, l3, l4, v6, seq, 0, false, 1);
       return;
     }

@@ -59,9 +59,10 @@ import { flowEpollSet, flows } from "./epoll.ts";
 import { FLOW_PROTO, FlowType, INISIDE, Pif, TGTSIDE } from "./flow.ts";
 import { guestAddress, inanyIsUnicast, inanyIsUnset, natInboundSource, natOutbound } from "./nat.ts";
 import {
-  ANY4, ANY6, bindInany, clearSocketErrors, connectInany, DatagramMsg, localInany, sendBatch, udpSocket,
+  ANY4, ANY6, bindInany, bindPreferring, clearSocketErrors, connectInany, DatagramMsg, localInany, sendBatch, udpSocket,
 } from "./udp_sock.ts";
 import { UdpIcmpErrors } from "./udp_icmp.ts";
+import { OutboundBinding } from "./outbound.ts";
 import type { UdpSplice } from "./udp_splice.ts";
 
 /** UDP timeout when the host's conntrack setting cannot be read (nf_conntrack_udp_timeout). */
@@ -149,9 +150,11 @@ export class UdpFlows {
   private readonly flushFd = new Int32Array(FLUSH_MAX);
   private flushCount = 0;
   private readonly frameMax: number;
+  private readonly outbound: OutboundBinding;
 
   constructor(private readonly loop: EventLoop, private readonly nc: NetConf, private readonly link: Link, options: UdpOptions = {}) {
     const t = flows();
+    this.outbound = new OutboundBinding(nc);
     this.activity = new Uint8Array(2 * t.capacity);
     this.ttl = new Uint8Array(t.capacity);
     this.timeoutMs = options.timeoutMs ?? conntrackTimeoutMs("nf_conntrack_udp_timeout", UDP_TIMEOUT_DEFAULT_MS);
@@ -295,8 +298,8 @@ export class UdpFlows {
     natOutbound(this.nc, kb, 0, dport === PORT_DNS || dport === PORT_DNS_TLS, this.target, 0);
     const sock = udpSocket(v4, true);
     if (sock < 0) return this.drop(`no socket (errno ${-sock})`, -1);
-    const lport = this.connectFlowSocket(sock, v4 ? ANY4 : ANY6, 0, sport, this.target, dport, this.local);
-    if (lport < 0) return this.drop(`cannot connect (errno ${-lport})`, -1);
+    const lport = this.connectFlowSocket(sock, this.outbound.bind(sock, this.target, 0, sport), this.target, dport, this.local);
+    if (lport < 0) return this.drop(`cannot bind or connect (errno ${-lport})`, -1);
     const t = flows();
     const f = t.alloc();
     if (f < 0) {
@@ -309,14 +312,12 @@ export class UdpFlows {
   }
 
   /**
-   * Binds a new flow socket to the inany at bindAddr[bindOff] and port where that port is free (else to a port
-   * the kernel picks), connects it to dst:dport and reads our address there into out. Returns our port, or
-   * -errno with the socket closed. Datagrams that reached the port before connect() are discarded: they cannot
-   * be replies, nothing has been sent yet.
+   * Connects a new flow socket, whose bind gave bound (0 or -errno), to dst:dport and reads our address there
+   * into out. Returns our port, or -errno with the socket closed. Datagrams that reached the port before
+   * connect() are discarded: they cannot be replies, nothing has been sent yet.
    */
-  private connectFlowSocket(sock: number, bindAddr: Uint8Array, bindOff: number, port: number, dst: Uint8Array, dport: number, out: Uint8Array): number {
-    if (bindInany(sock, bindAddr, bindOff, port) < 0) bindInany(sock, bindAddr, bindOff, 0);
-    const r = connectInany(sock, dst, 0, dport);
+  private connectFlowSocket(sock: number, bound: number, dst: Uint8Array, dport: number, out: Uint8Array): number {
+    const r = bound < 0 ? bound : connectInany(sock, dst, 0, dport);
     const lport = r < 0 ? r : localInany(sock, out, 0);
     if (lport <= 0) {
       close(sock);
@@ -358,7 +359,8 @@ export class UdpFlows {
     if (tgtPif !== Pif.TAP) {
       tsock = this.splice!.socket(tgtPif, v4, true);
       const toHost = tgtPif === Pif.HOST;
-      tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, toHost ? kb : v4 ? ANY4 : ANY6, toHost ? INANY_LEN : 0, sport, dst, tport, this.target);
+      const bound = tsock < 0 ? tsock : bindPreferring(tsock, toHost ? kb : v4 ? ANY4 : ANY6, toHost ? INANY_LEN : 0, sport);
+      tsport = tsock < 0 ? tsock : this.connectFlowSocket(tsock, bound, dst, tport, this.target);
       if (tsport < 0) {
         close(sock);
         return this.drop(`no socket toward the target (errno ${-tsport})`, -1);

@@ -64,6 +64,12 @@ export function bindInany(fd: number, a: Uint8Array, off: number, port: number):
   return bindRaw(fd, sa.addr, sockaddrFromInany(sa, 0, a, off, port, 0));
 }
 
+/** bind(2) to the inany at a[off] and a port where that port is free, else to a port the kernel picks; 0 or -errno. */
+export function bindPreferring(fd: number, a: Uint8Array, off: number, port: number): number {
+  const r = bindInany(fd, a, off, port);
+  return r === 0 || port === 0 ? r : bindInany(fd, a, off, 0);
+}
+
 /** connect(2) to the inany at a[off] and a port; 0 or -errno. */
 export function connectInany(fd: number, a: Uint8Array, off: number, port: number): number {
   return connectRaw(fd, sa.addr, sockaddrFromInany(sa, 0, a, off, port, 0));

@@ -32,6 +32,8 @@ export interface UdpSpliceOptions {
   readonly noSplice: boolean;
   /** --host-lo-to-ns-lo: spliced datagrams from the host go to the namespace's loopback. */
   readonly hostLoToNsLo: boolean;
+  /** --splice-only: no tap, so datagrams that cannot be spliced are refused. */
+  readonly spliceOnly: boolean;
 }
 
 /** Sockets in the namespace and the socket-to-socket data path of spliced UDP flows. */
@@ -55,7 +57,7 @@ export class UdpSplice {
    * Where a datagram goes that reached a listener on pif, sent by the peer at key[peerOff] to our address at
    * key[0] (inany). On entry addr holds the rule's target address or all zeros; on return the target address.
    * Returns the target's pif: TAP (not spliced: the caller presents the datagram to the guest), SPLICE (into the
-   * namespace), HOST (to the host's loopback), or NONE (refused).
+   * namespace), HOST (to the host's loopback), or NONE (refused; with --splice-only, whatever is not spliced).
    */
   target(pif: number, key: Uint8Array, peerOff: number, addr: Uint8Array): number {
     const v4 = inanyIsV4(key, peerOff);
@@ -67,7 +69,7 @@ export class UdpSplice {
       addr.set(v4 ? LOOPBACK4 : LOOPBACK6);
       return Pif.HOST;
     }
-    if (pif !== Pif.HOST || !loopback || this.opts.noSplice || !inanyIsUnset(addr)) return Pif.TAP;
+    if (pif !== Pif.HOST || !loopback || this.opts.noSplice || !inanyIsUnset(addr)) return this.opts.spliceOnly ? Pif.NONE : Pif.TAP;
     // A link-local address cannot be connected to without its interface: the loopback serves then.
     if (this.opts.hostLoToNsLo || !guestAddress(this.nc, v4, addr, 0) || isLinkLocal(addr)) addr.set(v4 ? LOOPBACK4 : LOOPBACK6);
     return Pif.SPLICE;

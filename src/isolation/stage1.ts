@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import type { Config } from "../cli/config.ts";
 import { log, logFileFd } from "../log.ts";
+import { openSyslog } from "../log_outputs.ts";
 import { F_SETFD, O_CLOEXEC, O_CREAT, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY } from "../syscalls/constants.ts";
 import { errnoText, SyscallError } from "../syscalls/errno.ts";
 import { close, fcntl, open, pipe2 } from "../syscalls/io.ts";
@@ -167,7 +168,7 @@ interface Plan {
  * the program name). Returns only by throwing (StartError, or the failure of execve).
  */
 export function execIsolated(config: Config, args: readonly string[]): never {
-  const plan = planInstance(config, args);
+  const plan = planInstance(config, args, false);
   for (const fd of plan.fds) inherit(fd);
   return execve(plan.chain[0], plan.chain, Object.entries(plan.env).map(([k, v]) => `${k}=${v}`));
 }
@@ -178,12 +179,12 @@ export function execIsolated(config: Config, args: readonly string[]): never {
  * orzo again, spares the background half a start of its own. Throws StartError before anything started.
  */
 export function startIsolatedInBackground(config: Config, args: readonly string[]): Promise<number> {
-  const plan = planInstance(config, args);
+  const plan = planInstance(config, args, true);
   return handOffToBackground(plan.chain, plan.fds, plan.env);
 }
 
-/** Stage 1's work for either way of starting stage 2 (see execIsolated). */
-function planInstance(config: Config, args: readonly string[]): Plan {
+/** Stage 1's work for either way of starting stage 2 (see execIsolated); background: stage 2 will go there. */
+function planInstance(config: Config, args: readonly string[], background: boolean): Plan {
   const exeFd = openExecutable();
   const f = facts(exeFd);
   const id = identity(config, f);
@@ -193,6 +194,9 @@ function planInstance(config: Config, args: readonly string[]): Plan {
     pcapFd: config.pcapFile !== undefined ? openPcapFile(config.pcapFile) : undefined,
     logFd: logFileFd(),
   };
+  // In the background without -l, lines go to the system logger, as pasta's (not under -d: they went to stderr).
+  const verbose = config.logLevel === "debug" || config.logLevel === "trace";
+  if (background && state.logFd === undefined && !verbose) state.syslogFd = openSyslog();
   let chain: string[];
   if (config.mode === "passt") {
     // Bound as the caller, as passt does: the socket's directory may be the caller's alone.
@@ -227,7 +231,7 @@ function planInstance(config: Config, args: readonly string[]): Plan {
   }
   // Isolation stage 1: nothing crosses into stage 2 but stdio and the fds named here (an option's, such as --fd).
   cloexecFrom(3);
-  const fds = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd]
+  const fds = [state.exeFd, state.listenFd, state.socketDirFd, state.pidFileFd, state.pcapFd, state.logFd, state.syslogFd, state.launcherGoFd, state.netnsFd, state.utsnsFd, config.socketFd]
     .filter((fd): fd is number => fd !== undefined);
   const env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k !== STAGE2_ENV && v !== undefined)) as Record<string, string>;
   env[STAGE2_ENV] = JSON.stringify(state);

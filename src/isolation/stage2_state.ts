@@ -16,6 +16,8 @@ export interface Stage2State {
   pcapFd?: number;
   /** The log file (-l), open for appending. */
   logFd?: number;
+  /** The system logger's socket (/dev/log), connected for an instance that goes to the background without -l. */
+  syslogFd?: number;
   /** passt: the listening socket qemu connects to, and its path. */
   listenFd?: number;
   socketPath?: string;
@@ -42,6 +44,7 @@ export function takeStage2State(): Stage2State | undefined {
     pidFileFd: fd(parsed.pidFileFd),
     pcapFd: fd(parsed.pcapFd),
     logFd: fd(parsed.logFd),
+    syslogFd: fd(parsed.syslogFd),
     listenFd: fd(parsed.listenFd),
     socketDirFd: fd(parsed.socketDirFd),
     socketPath: typeof parsed.socketPath === "string" ? parsed.socketPath : undefined,

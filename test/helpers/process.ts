@@ -36,6 +36,16 @@ export function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp,
   };
 }
 
+/** Collects a stream's text as it comes; the returned function gives what came so far. */
+export function collectText(stream: ReadableStream<Uint8Array>): () => string {
+  let text = "";
+  const decoder = new TextDecoder();
+  void (async () => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  })();
+  return () => text;
+}
+
 /** A process's resident memory in KiB (VmRSS), or 0 when it is gone. */
 export function readRss(pid: number): number {
   try {
