@@ -64,8 +64,12 @@ export class PcapWriter {
   private held = 0;
   /** Where the file ends: what a short write is cut back to. */
   private fileSize = PCAP_FILE_HLEN;
-  /** performance.now() plus this is the wall-clock time that records carry. */
-  private readonly epochMs = performance.timeOrigin;
+  /**
+   * performance.now() plus this is the wall-clock time that records carry. The monotonic clock drifts from the
+   * wall clock (a virtual machine's is stepped), so the offset is taken again at every flush: once per loop
+   * cycle, not per frame.
+   */
+  private epochMs = Date.now() - performance.now();
 
   /** fd: the capture file, just opened by openPcapFile (its header written, nothing after it). */
   constructor(readonly fd: number) {}
@@ -83,6 +87,7 @@ export class PcapWriter {
   /** Writes the records held in one write(); what the file does not take is dropped and counted. */
   flush(): void {
     const len = this.fill;
+    this.epochMs = Date.now() - performance.now();
     if (len === 0) return;
     const r = write(this.fd, this.buf.addr, len);
     if (r === len) {
